@@ -1,0 +1,236 @@
+"""`os2d-studio`: everything the GUI does, headless and scriptable, over the same core jobs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from core.jobs import Cancelled, ConsoleProgress
+
+# Errors users cause (bad files, bad arguments) print one line; anything else is a bug and shows a traceback.
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from core.data.grozi import DatasetError
+    from core.data.images import ImageError
+    from core.model.checkpoint import CheckpointError
+
+    return (CheckpointError, ImageError, DatasetError, FileNotFoundError, ValueError)
+
+
+def _model_path(arg: str | None) -> str:
+    from core.resources import require_default_model
+
+    return arg or str(require_default_model())
+
+
+def _load(arg: str | None):
+    from core.model.checkpoint import load_model
+
+    return load_model(_model_path(arg))
+
+
+def _target_size(args, loaded) -> float:
+    from core.detect import DEFAULT_TARGET_SIZE
+
+    return float(args.target_size or loaded.meta.get("eval_scale") or DEFAULT_TARGET_SIZE)
+
+
+# -- detect ------------------------------------------------------------------------------------------
+def cmd_detect(args) -> int:
+    from core.data.images import load_image
+    from core.detect import Detector, save_detections_json
+    from core.visualize import draw_detections, save_rgb
+
+    loaded = _load(args.model)
+    det = Detector(loaded.model, args.device, target_size=_target_size(args, loaded))
+    target = load_image(args.image)
+    bank = det.prepare_classes(args.class_image)
+    dets = det.detect(target, bank, scales=tuple(args.scales), nms_iou_threshold=args.nms_iou,
+                      score_threshold=args.score_threshold)
+    shown = dets.top(args.max_detections, args.min_score)
+    names = bank.names
+    for b, s, l in zip(shown.boxes, shown.scores, shown.labels):
+        print(f"{names[l]:<20} {s:7.4f}  [{b[0]:7.1f} {b[1]:7.1f} {b[2]:7.1f} {b[3]:7.1f}]")
+    print(f"{len(shown)} shown of {len(dets)} detections in {dets.seconds:.2f}s on {det.device}")
+    if args.out:
+        save_rgb(args.out, draw_detections(target, shown.boxes, shown.scores, shown.labels, names))
+        print(f"wrote {args.out}")
+    if args.json:
+        save_detections_json(dets.top(args.max_detections), args.json, names)
+        print(f"wrote {args.json}")
+    return 0
+
+
+# -- info --------------------------------------------------------------------------------------------
+def cmd_info(args) -> int:
+    from core.model.summary import summarize
+
+    loaded = _load(args.model)
+    s = summarize(loaded.model)
+    size = Path(loaded.path).stat().st_size
+    if args.json:
+        d = s.to_json()
+        d.update({"path": loaded.path, "kind": loaded.kind, "file_bytes": size, "sha256": loaded.sha256,
+                  "meta": loaded.meta})
+        print(json.dumps(d, indent=1, default=str))
+        return 0
+    print(f"file        {loaded.path} ({loaded.kind}, {size / 1e6:.2f} MB on disk)")
+    print(f"model       {s.description}")
+    print(f"parameters  {s.parameters:,} (trunk {s.trunk_parameters:,}, head {s.head_parameters:,})")
+    print(f"fp32 size   {s.fp32_mb:.2f} MB ({s.fp32_mib:.2f} MiB)")
+    print(f"features    {s.feature_dim} channels at stride {loaded.model.stride}")
+    if loaded.meta.get("eval_scale"):
+        print(f"eval scale  {loaded.meta['eval_scale']}")
+    m = loaded.meta.get("metrics", {})
+    if m:
+        print(f"metrics     {json.dumps(m)[:200]}")
+    if args.layers:
+        print(f"\n{'layer':<58} {'kind':<5} {'in':>5} {'out':>5} {'k':>4} {'params':>10}")
+        for r in s.layers:
+            print(f"{r.name:<58} {r.kind:<5} {r.in_channels:>5} {r.out_channels:>5} {r.kernel:>4} {r.params:>10,}")
+    return 0
+
+
+# -- synth -------------------------------------------------------------------------------------------
+def cmd_synth(args) -> int:
+    from core.data.synth import SynthConfig, generate
+
+    cfg = SynthConfig(seed=args.seed, **({"num_train_images": args.train_images} if args.train_images else {}),
+                      **({"num_val_images": args.val_images} if args.val_images else {}))
+    res = generate(args.out, cfg, progress=ConsoleProgress("synth"), cancel=None)
+    print(f"wrote {res.out_dir}")
+    return 0
+
+
+# -- eval --------------------------------------------------------------------------------------------
+def cmd_eval(args) -> int:
+    from core.data.grozi import open_dataset
+    from core.detect import Detector
+    from core.eval.evaluate import EvalConfig, evaluate
+    from core.io import atomic_write_text
+
+    loaded = _load(args.model)
+    ds = open_dataset(args.dataset, args.split)
+    det = Detector(loaded.model, args.device, target_size=_target_size(args, loaded))
+    cfg = EvalConfig(scales=tuple(args.scales), target_size=args.target_size or 0.0, max_images=args.max_images)
+    rep = evaluate(det, ds, split=args.split, config=cfg, progress=ConsoleProgress("eval"))
+    print(f"mAP@0.5 = {rep.map:.4f} on {rep.num_images} images, {rep.num_classes} classes "
+          f"({rep.seconds_per_image:.2f} s/image on {det.device})")
+    if args.json:
+        d = rep.to_json()
+        d["model"] = loaded.path
+        atomic_write_text(args.json, json.dumps(d, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+# -- train -------------------------------------------------------------------------------------------
+def cmd_train(args) -> int:
+    from dataclasses import replace
+
+    from core.train.batches import BatchConfig
+    from core.train.loop import TrainConfig, train
+
+    batch = BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size, crop_size=args.crop_size,
+                        train_scale=args.train_scale)
+    cfg = TrainConfig(dataset=args.dataset, out=args.out, work_dir=args.work_dir or "", backbone=args.backbone,
+                      init=args.init or "", init_trunk=args.init_trunk or "", iterations=args.iterations, lr=args.lr,
+                      optimizer=args.optimizer, batch=batch, eval_every=args.eval_every, eval_images=args.eval_images,
+                      checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device, threads=args.threads,
+                      resume=not args.restart)
+    if args.teacher:
+        cfg = replace(cfg, teacher=args.teacher)
+    res = train(cfg, progress=ConsoleProgress("train"),
+                log=lambda e: print(json.dumps(e), flush=True) if "mAP@0.5" in e else None)
+    print(f"wrote {res.out} after {res.iterations} iterations ({res.seconds / 60:.1f} min), "
+          f"best val mAP {res.best_map if res.best_map is None else round(res.best_map, 4)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="os2d-studio", description="OS2D one-shot detection, importance, pruning.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("detect", help="detect class images in a target image")
+    d.add_argument("--model", help="model file (default: the embedded default model)")
+    d.add_argument("--class-image", action="append", required=True, help="class image (repeat for several)")
+    d.add_argument("--image", required=True, help="target image")
+    d.add_argument("--out", help="write the annotated image here")
+    d.add_argument("--json", help="write detections as JSON here")
+    d.add_argument("--target-size", type=float, default=0, help="S: resize so h*w ≈ S² (default: the model's)")
+    d.add_argument("--scales", type=float, nargs="+", default=[1.0], help="pyramid scales of S")
+    d.add_argument("--nms-iou", type=float, default=0.3)
+    d.add_argument("--score-threshold", type=float, default=float("-inf"))
+    d.add_argument("--min-score", type=float, default=0.5, help="only show detections above this score")
+    d.add_argument("--max-detections", type=int, default=20)
+    d.add_argument("--device", default="auto")
+    d.set_defaults(func=cmd_detect)
+
+    i = sub.add_parser("info", help="architecture, parameters, size, layer table")
+    i.add_argument("model", nargs="?", help="model file (default: the embedded default model)")
+    i.add_argument("--layers", action="store_true", help="print the layer table")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+
+    s = sub.add_parser("synth", help="generate the one-shot shelf benchmark")
+    s.add_argument("--out", required=True)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--train-images", type=int, default=0)
+    s.add_argument("--val-images", type=int, default=0)
+    s.set_defaults(func=cmd_synth)
+
+    e = sub.add_parser("eval", help="mAP@0.5 on a dataset split")
+    e.add_argument("--model")
+    e.add_argument("--dataset", required=True, help="dataset folder (with dataset.json) or grozi:PATH")
+    e.add_argument("--split", default="val")
+    e.add_argument("--json")
+    e.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    e.add_argument("--target-size", type=float, default=0)
+    e.add_argument("--max-images", type=int, default=0)
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=cmd_eval)
+
+    t = sub.add_parser("train", help="train an OS2D model (resumes from its work folder)")
+    t.add_argument("--dataset", required=True)
+    t.add_argument("--out", required=True)
+    t.add_argument("--work-dir")
+    t.add_argument("--backbone", default="resnet18")
+    t.add_argument("--init", help="start from this OS2D model")
+    t.add_argument("--init-trunk", help="torchvision ImageNet ResNet weights for the trunk")
+    t.add_argument("--teacher", help="distil from this model")
+    t.add_argument("--iterations", type=int, default=3000)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
+    t.add_argument("--batch-size", type=int, default=4)
+    t.add_argument("--class-batch-size", type=int, default=8)
+    t.add_argument("--crop-size", type=int, default=448)
+    t.add_argument("--train-scale", type=float, default=0)
+    t.add_argument("--eval-every", type=int, default=500)
+    t.add_argument("--eval-images", type=int, default=40)
+    t.add_argument("--checkpoint-every", type=int, default=50)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--device", default="auto")
+    t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the work folder")
+    t.set_defaults(func=cmd_train)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except Cancelled:
+        print("cancelled", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except _user_errors() as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

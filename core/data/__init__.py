@@ -1,0 +1,1 @@
+"""Datasets in the OS2D CSV format, the synthetic benchmark, images and video."""

@@ -1,0 +1,139 @@
+"""One-shot detection: class images + a target image → detections in original-image pixels."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from core.data.images import load_image, preprocess, pyramid
+from core.model import box_coder
+from core.model.os2d import OS2DModel
+
+DEFAULT_TARGET_SIZE = 1280  # GroZi-3.2k evaluation scale; our own models store theirs in the checkpoint
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """CUDA when present, unless the caller says otherwise."""
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes in original-image pixels (xyxy), sorted by decreasing score."""
+
+    boxes: np.ndarray  # [N, 4] float32
+    scores: np.ndarray  # [N] float32
+    labels: np.ndarray  # [N] int64 class ids
+    corners: np.ndarray | None = None  # [N, 8] transformed-grid corners (x, y) * 4
+    image_size: tuple[int, int] = (0, 0)  # (width, height)
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def top(self, k: int | None = None, min_score: float = float("-inf")) -> "Detections":
+        keep = np.nonzero(self.scores >= min_score)[0]
+        if k is not None:
+            keep = keep[:k]
+        return Detections(self.boxes[keep], self.scores[keep], self.labels[keep],
+                          None if self.corners is None else self.corners[keep], self.image_size, self.seconds)
+
+    def to_json(self, class_names: Sequence[str] | None = None) -> dict:
+        items = []
+        for b, s, l in zip(self.boxes.tolist(), self.scores.tolist(), self.labels.tolist()):
+            item = {"box_xyxy": [round(v, 2) for v in b], "score": round(s, 5), "label": int(l)}
+            if class_names is not None and 0 <= l < len(class_names):
+                item["class"] = class_names[l]
+            items.append(item)
+        return {"image_size": list(self.image_size), "seconds": round(self.seconds, 4), "detections": items}
+
+
+@dataclass
+class ClassBank:
+    """Class-image features computed once and reused for many targets (video, evaluation)."""
+
+    features: torch.Tensor  # [C, D, 15, 15]
+    class_ids: list[int]
+    names: list[str] = field(default_factory=list)
+
+
+class Detector:
+    """Runs an OS2D model on one device; inference mode, no gradients."""
+
+    def __init__(self, model: OS2DModel, device: str | torch.device | None = None, *,
+                 target_size: float | None = None) -> None:
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.target_size = float(target_size or DEFAULT_TARGET_SIZE)
+
+    @torch.inference_mode()
+    def prepare_classes(self, class_images: Sequence[np.ndarray | str | os.PathLike],
+                        class_ids: Sequence[int] | None = None, names: Sequence[str] | None = None) -> ClassBank:
+        imgs = [load_image(c) if not isinstance(c, np.ndarray) else c for c in class_images]
+        if not imgs:
+            raise ValueError("at least one class image is needed")
+        size = self.model.config.class_image_size
+        tensors = [preprocess(im, size).to(self.device) for im in imgs]
+        feats = self.model.class_features(tensors)
+        ids = list(class_ids) if class_ids is not None else list(range(len(imgs)))
+        if names is None:
+            names = [Path(c).stem if not isinstance(c, np.ndarray) else f"class {i}" for i, c in zip(ids, class_images)]
+        return ClassBank(feats, ids, list(names))
+
+    @torch.inference_mode()
+    def detect(
+        self,
+        target: np.ndarray | str | os.PathLike,
+        classes: ClassBank | Sequence[np.ndarray | str | os.PathLike],
+        *,
+        target_size: float | None = None,
+        scales: Sequence[float] = (1.0,),
+        score_threshold: float = float("-inf"),
+        nms_iou_threshold: float = 0.3,
+        max_detections: int | None = None,
+    ) -> Detections:
+        import time
+
+        start = time.perf_counter()
+        img = load_image(target) if not isinstance(target, np.ndarray) else target
+        bank = classes if isinstance(classes, ClassBank) else self.prepare_classes(classes)
+        levels = []
+        for lvl in pyramid(img, target_size or self.target_size, scales):
+            x = lvl.tensor.unsqueeze(0).to(self.device)
+            out = self.model(x, class_feats=bank.features)
+            levels.append(box_coder.PyramidLevel(
+                loc=out.loc[0], cls=out.cls[0], image_hw=(x.shape[-2], x.shape[-1]), fm_hw=out.fm_hw,
+                box_size=self.model.box_size, stride=self.model.stride,
+                scale_to_original=lvl.scale_to_original, corners=out.corners[0],
+            ))
+        raw = box_coder.decode_detections(levels, bank.class_ids, score_threshold=score_threshold,
+                                          nms_iou_threshold=nms_iou_threshold)
+        n = len(raw.scores) if max_detections is None else min(max_detections, len(raw.scores))
+        h, w = img.shape[:2]
+        boxes = raw.boxes[:n].cpu().numpy().astype(np.float32)
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        return Detections(
+            boxes=boxes,
+            scores=raw.scores[:n].cpu().numpy().astype(np.float32),
+            labels=raw.labels[:n].cpu().numpy().astype(np.int64),
+            corners=None if raw.transform_corners is None else raw.transform_corners[:n].cpu().numpy(),
+            image_size=(w, h),
+            seconds=time.perf_counter() - start,
+        )
+
+
+def save_detections_json(dets: Detections, path: str | os.PathLike, class_names: Sequence[str] | None = None) -> None:
+    from core.io import atomic_write_text
+
+    atomic_write_text(path, json.dumps(dets.to_json(class_names), indent=1))

@@ -1,0 +1,1 @@
+"""Evaluation: mAP and model profiling."""

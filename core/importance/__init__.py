@@ -1,0 +1,1 @@
+"""Channel importance: gradient-free statistics and the gradient-based references."""

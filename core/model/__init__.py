@@ -1,0 +1,1 @@
+"""The OS2D detector: trunk, correlation head, transformation net, box coder, checkpoints."""

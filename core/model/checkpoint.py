@@ -1,0 +1,290 @@
+"""Reading official OS2D checkpoints and reading/writing our own self-describing ones.
+
+Every file is opened with `torch.load(weights_only=True)`: a model file never runs code. Our own
+format stores the architecture config, the shape of every tensor (so a pruned model is rebuilt
+without its parent), provenance and metrics; the shared trunk is stored once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from core.io import atomic_write_bytes
+from core.model.os2d import ModelConfig, OS2DModel
+
+FORMAT_NAME = "os2d-studio"
+FORMAT_VERSION = 1
+TRUNK = "net_feature_maps."
+CLASS_TRUNK = "net_label_features.net_class_features."
+REGRESSOR = "os2d_head_creator.aligner.parameter_regressor."
+
+
+class CheckpointError(ValueError):
+    """A model file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    model: OS2DModel
+    path: str
+    kind: str  # "official", "os2d-studio", "trunk-only"
+    meta: dict = field(default_factory=dict)  # provenance, metrics, eval_scale, plan, ...
+    sha256: str = ""
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _numpy_safe_globals() -> list:
+    """The plain numpy types official best-model checkpoints pickle (their metric values)."""
+    import numpy as np
+
+    allowed: list = [np.dtype, np.ndarray]
+    for mod_name in ("numpy._core.multiarray", "numpy.core.multiarray"):
+        try:
+            mod = __import__(mod_name, fromlist=["scalar", "_reconstruct"])
+            allowed += [mod.scalar, mod._reconstruct]
+        except (ImportError, AttributeError):
+            pass
+    for name in ("Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType"):
+        if hasattr(np, "dtypes") and hasattr(np.dtypes, name):
+            allowed.append(getattr(np.dtypes, name))
+    return allowed
+
+
+def read_file(path: str | os.PathLike) -> Any:
+    """torch.load with weights_only=True and errors that say what is wrong with the file."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(path, "file not found")
+    if path.is_dir():
+        raise CheckpointError(path, "is a directory, expected a model file")
+    if path.stat().st_size == 0:
+        raise CheckpointError(path, "file is empty")
+    try:
+        with torch.serialization.safe_globals(_numpy_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        msg = str(e).splitlines()[0] if str(e) else "unreadable"
+        if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):
+            return_hint = "it contains pickled Python objects that a model file should not need; refusing to run code from it"
+            raise CheckpointError(path, return_hint) from None
+        raise CheckpointError(path, f"not a PyTorch checkpoint or corrupt ({msg})") from None
+    except Exception as e:  # torch raises many types for foreign or truncated files; all mean "unusable"
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise CheckpointError(path, f"not a PyTorch checkpoint or corrupt ({first[:200]})") from None
+
+
+# -- architecture detection ------------------------------------------------------------------------
+def _trunk_arch(sd: Mapping[str, torch.Tensor], prefix: str, path) -> str:
+    blocks = {k[len(prefix):].split(".")[1] for k in sd if k.startswith(prefix + "layer3.")}
+    n = len(blocks)
+    bottleneck = any(k.startswith(prefix + "layer3.0.conv3.") for k in sd)
+    table = {(False, 2): "resnet18", (False, 6): "resnet34", (True, 6): "resnet50", (True, 23): "resnet101"}
+    arch = table.get((bottleneck, n))
+    if arch is None:
+        raise CheckpointError(path, f"unrecognized trunk: layer3 has {n} {'bottleneck' if bottleneck else 'basic'} blocks "
+                                    "(expected a ResNet-18/34/50/101 cut after layer3)")
+    return arch
+
+
+def infer_config(sd: Mapping[str, torch.Tensor], path="<state dict>", class_image_size: int = 240) -> ModelConfig:
+    """Recognise an OS2D architecture from an official-layout state dict."""
+    if not any(k.startswith(TRUNK) for k in sd):
+        raise CheckpointError(path, "no OS2D weights: expected keys starting with 'net_feature_maps.' "
+                                    f"(found e.g. {', '.join(list(sd)[:3]) or 'nothing'})")
+    if (REGRESSOR + "linear.weight") not in sd:
+        raise CheckpointError(path, "no transformation net: missing 'os2d_head_creator.aligner.parameter_regressor.linear.weight'")
+    arch = _trunk_arch(sd, TRUNK, path)
+    n_params = sd[REGRESSOR + "linear.weight"].shape[0]
+    if n_params not in (4, 6):
+        raise CheckpointError(path, f"transformation net outputs {n_params} parameters, expected 6 (v2) or 4 (v1)")
+    merged = True
+    ck = CLASS_TRUNK + "conv1.weight"
+    if ck in sd and not torch.equal(sd[ck], sd[TRUNK + "conv1.weight"]):
+        merged = False
+    simplified = n_params == 4
+    # released v1 uses a simplified affine without inversion, v2 a full affine with inversion
+    return ModelConfig(arch, simplified_affine=simplified, inverse_geom=not simplified,
+                       merge_branch_parameters=merged, class_image_size=class_image_size)
+
+
+def conform_to_shapes(model: nn.Module, shapes: Mapping[str, tuple]) -> None:
+    """Resize convolutions and batch norms whose stored shapes differ (pruned models).
+
+    Replacing a module on its parent also replaces it in every branch sharing that parent.
+    """
+    for name, module in list(model.named_modules()):
+        if isinstance(module, nn.Conv2d):
+            w = shapes.get(name + ".weight")
+            if w is None or tuple(w) == tuple(module.weight.shape):
+                continue
+            new = nn.Conv2d(w[1] * module.groups, w[0], module.kernel_size, module.stride, module.padding,
+                            module.dilation, module.groups, module.bias is not None, module.padding_mode)
+        elif isinstance(module, nn.BatchNorm2d):
+            w = shapes.get(name + ".weight")
+            if w is None or tuple(w) == (module.num_features,):
+                continue
+            new = nn.BatchNorm2d(w[0], module.eps, module.momentum, module.affine, module.track_running_stats)
+        else:
+            continue
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, new)
+
+
+def _with_branch_aliases(model: OS2DModel, sd: dict) -> dict:
+    """Add the class-branch keys for a merged trunk stored once."""
+    if not model.config.merge_branch_parameters:
+        return sd
+    out = dict(sd)
+    for k, v in sd.items():
+        if k.startswith(TRUNK):
+            out.setdefault(CLASS_TRUNK + k[len(TRUNK):], v)
+    return out
+
+
+def build_and_load(config: ModelConfig, sd: Mapping[str, torch.Tensor], path) -> OS2DModel:
+    model = OS2DModel(config)
+    conform_to_shapes(model, {k: tuple(v.shape) for k, v in sd.items()})
+    full = _with_branch_aliases(model, dict(sd))
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in full]
+    unexpected = [k for k in full if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing keys (e.g. {', '.join(missing[:3])})")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected keys (e.g. {', '.join(unexpected[:3])})")
+        raise CheckpointError(path, f"weights do not match {config.describe()}: " + "; ".join(parts))
+    for k, v in expected.items():
+        if tuple(full[k].shape) != tuple(v.shape):
+            raise CheckpointError(path, f"weights do not match {config.describe()}: '{k}' has shape "
+                                        f"{tuple(full[k].shape)}, the architecture needs {tuple(v.shape)}")
+    model.load_state_dict(full, strict=True)
+    model.eval()
+    return model
+
+
+def load_trunk_weights(model: OS2DModel, path: str | os.PathLike) -> int:
+    """Initialise the trunk from a torchvision ImageNet ResNet state dict (fc and layer4 are ignored)."""
+    data = read_file(path)
+    sd = data.get("state_dict", data) if isinstance(data, dict) else None
+    if not isinstance(sd, dict) or "conv1.weight" not in sd:
+        raise CheckpointError(path, "not a torchvision ResNet state dict (no 'conv1.weight')")
+    trunk = model.net_feature_maps
+    own = trunk.state_dict()
+    usable = {k: v for k, v in sd.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    if len(usable) < len(own) // 2:
+        raise CheckpointError(path, f"only {len(usable)} of {len(own)} trunk tensors match a {trunk.arch} trunk")
+    trunk.load_state_dict(usable, strict=False)
+    return len(usable)
+
+
+def load_model(path: str | os.PathLike, *, config: ModelConfig | None = None) -> LoadedModel:
+    """Load any supported model file: our format, the official layout ({"net": ...}), or a bare state dict."""
+    path = Path(path)
+    data = read_file(path)
+    if not isinstance(data, dict):
+        raise CheckpointError(path, f"expected a dictionary of weights, found {type(data).__name__}")
+    digest = file_sha256(path)
+    if data.get("format") == FORMAT_NAME:
+        version = data.get("version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise CheckpointError(path, f"written by a newer os2d-studio (format version {version}); please upgrade")
+        if "config" not in data or "state_dict" not in data:
+            raise CheckpointError(path, "os2d-studio file without 'config' or 'state_dict' (truncated?)")
+        try:
+            cfg = ModelConfig.from_json(data["config"])
+        except (TypeError, ValueError) as e:
+            raise CheckpointError(path, f"bad architecture config: {e}") from None
+        model = build_and_load(cfg, data["state_dict"], path)
+        return LoadedModel(model, str(path), FORMAT_NAME, dict(data.get("meta", {})), digest)
+    if "net" in data and isinstance(data["net"], dict):
+        sd = data["net"]
+        kind = "official"
+    elif any(isinstance(k, str) and k.startswith(TRUNK) for k in data):
+        sd = data
+        kind = "official"
+    elif "conv1.weight" in data or ("state_dict" in data and isinstance(data["state_dict"], dict)):
+        raise CheckpointError(path, "this is a backbone/ImageNet or weakalign file, not an OS2D model; "
+                                    "use it to initialise training (--init-trunk) instead")
+    else:
+        keys = ", ".join(map(str, list(data)[:5]))
+        raise CheckpointError(path, f"unknown checkpoint layout (top-level keys: {keys}); expected an OS2D "
+                                    "checkpoint with 'net' or an os2d-studio model")
+    cfg = config or infer_config(sd, path)
+    model = build_and_load(cfg, sd, path)
+    meta = {"official_keys": {k: _plain(v) for k, v in data.items() if k.startswith("criterion")}}
+    return LoadedModel(model, str(path), kind, meta, digest)
+
+
+def _plain(v):
+    try:
+        return v.item()
+    except AttributeError:
+        return v if isinstance(v, (int, float, str, bool, type(None))) else str(v)
+
+
+def unique_state_dict(model: OS2DModel) -> dict[str, torch.Tensor]:
+    """The state dict with the shared class-branch trunk stored once."""
+    sd = model.state_dict()
+    if model.config.merge_branch_parameters:
+        sd = {k: v for k, v in sd.items() if not k.startswith(CLASS_TRUNK)}
+    return {k: v.detach().cpu().clone() for k, v in sd.items()}
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """Serialize in memory, then write atomically: readers never see half a file."""
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_model(model: OS2DModel, path: str | os.PathLike, *, meta: dict | None = None, overwrite: bool = False,
+               protect: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Save in our self-describing format. Refuses to replace an existing file unless `overwrite`,
+    and never replaces any path in `protect` (the model it was derived from)."""
+    path = Path(path)
+    for p in protect:
+        if p and path.exists() and Path(p).exists() and path.resolve() == Path(p).resolve():
+            raise CheckpointError(path, "refusing to overwrite the input model; choose another output path")
+    if path.exists() and not overwrite:
+        raise CheckpointError(path, "file exists; refusing to overwrite it (choose another path or pass overwrite)")
+    sd = unique_state_dict(model)
+    payload = {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "config": model.config.to_json(),
+        "shapes": {k: list(v.shape) for k, v in sd.items()},
+        "state_dict": sd,
+        "meta": json.loads(json.dumps(meta or {}, default=_plain)),  # plain types only: loads with weights_only
+    }
+    atomic_torch_save(payload, path)
+    return path
+
+
+def model_size_bytes(model: OS2DModel) -> int:
+    """fp32 bytes of the unique parameters (what the seed study reports as model size)."""
+    return sum(p.numel() for p in model.parameters()) * 4

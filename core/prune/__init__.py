@@ -1,0 +1,1 @@
+"""Structured channel pruning: units, plans, surgery."""
