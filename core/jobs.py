@@ -48,7 +48,9 @@ class ConsoleProgress:
     def __init__(self, label: str = "", stream=None, min_interval: float = 0.2) -> None:
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
-        self.min_interval = min_interval
+        # a log file gets a full line every few seconds instead of a carriage-return animation
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.min_interval = min_interval if self.tty else max(min_interval, 10.0)
         self._start = time.monotonic()
         self._last = 0.0
 
@@ -67,7 +69,10 @@ class ConsoleProgress:
             line = f"\r{self.label} [{bar:<24}] {done}/{total} {eta_s} {message}"
         else:
             line = f"\r{self.label} {done} {message}"
-        self.stream.write(line[:160].ljust(80))
-        if final:
-            self.stream.write("\n")
+        if self.tty:
+            self.stream.write(line[:160].ljust(80))
+            if final:
+                self.stream.write("\n")
+        else:
+            self.stream.write(line.lstrip("\r")[:200] + "\n")
         self.stream.flush()
