@@ -148,6 +148,61 @@ def cmd_train(args) -> int:
     return 0
 
 
+# -- prune -------------------------------------------------------------------------------------------
+def cmd_prune(args) -> int:
+    from core.prune.job import prune, save_pruned
+    from core.prune.plan import PruningPlan, weight_magnitude_importance
+
+    loaded = _load(args.model)
+    if args.plan:
+        plan = PruningPlan.load(args.plan)
+    else:
+        plan = PruningPlan(ratio=args.ratio, criterion=args.criterion or "weight_l1")
+    if args.importance:
+        from core.importance.result import ImportanceResult
+
+        importance = ImportanceResult.load(args.importance)
+        if args.criterion:
+            plan = plan.with_changes(criterion=args.criterion)
+    elif plan.criterion == "weight_l1":
+        importance = weight_magnitude_importance(loaded.model)
+    else:
+        raise ValueError(f"criterion '{plan.criterion}' needs --importance FILE (from `os2d-studio importance`)")
+    res = prune(loaded.model, plan, importance, progress=ConsoleProgress("prune"))
+    extra = {k: loaded.meta[k] for k in ("eval_scale",) if k in loaded.meta}
+    out = save_pruned(res, args.out, loaded.path, parent_sha256=loaded.sha256, extra_meta=extra)
+    p = res.predicted
+    print(f"pruned with {plan.criterion}: {res.parent_parameters:,} → {res.measured_parameters:,} parameters "
+          f"({res.measured_size_mb:.2f} MB fp32; predicted {p.parameters:,}), {res.seconds:.2f}s")
+    print(f"wrote {out}")
+    return 0
+
+
+# -- profile -----------------------------------------------------------------------------------------
+def cmd_profile(args) -> int:
+    from core.eval.profile import compare_profiles, profile_model
+    from core.io import atomic_write_text
+
+    size = (args.size, args.size)
+    profs = []
+    for path in args.models:
+        loaded = _load(path)
+        profs.append(profile_model(loaded.model, name=Path(loaded.path).name, input_size=size,
+                                   num_classes=args.classes, repeats=args.repeats, device=args.device))
+    if len(profs) == 2:
+        cmp = compare_profiles(*profs)
+        print(cmp.to_markdown())
+        data = cmp.to_json()
+    else:
+        data = profs[0].to_json()
+        for k, v in data.items():
+            print(f"{k:<22} {v}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(data, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="os2d-studio", description="OS2D one-shot detection, importance, pruning.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -214,6 +269,24 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the work folder")
     t.set_defaults(func=cmd_train)
+    pr = sub.add_parser("prune", help="remove channels physically and save a self-describing pruned model")
+    pr.add_argument("--model", help="model to prune (default: the embedded default model)")
+    pr.add_argument("--importance", help="importance file from `os2d-studio importance` (.npz/.json)")
+    g = pr.add_mutually_exclusive_group(required=True)
+    g.add_argument("--plan", help="plan.json (global, per-group and per-unit ratios)")
+    g.add_argument("--ratio", type=float, help="one global ratio of channels to remove, e.g. 0.3")
+    pr.add_argument("--criterion", help="which importance ranks the channels (default: the plan's, or weight_l1)")
+    pr.add_argument("--out", required=True, help="output file (never overwrites an existing file)")
+    pr.set_defaults(func=cmd_prune)
+
+    pf = sub.add_parser("profile", help="parameters, MACs, size, latency; two models side by side")
+    pf.add_argument("models", nargs="+", help="one or two model files")
+    pf.add_argument("--size", type=int, default=512, help="square target image side for MACs and latency")
+    pf.add_argument("--classes", type=int, default=1)
+    pf.add_argument("--repeats", type=int, default=10)
+    pf.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pf.add_argument("--json")
+    pf.set_defaults(func=cmd_profile)
     return p
 
 

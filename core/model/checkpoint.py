@@ -183,6 +183,11 @@ def build_and_load(config: ModelConfig, sd: Mapping[str, torch.Tensor], path) ->
             raise CheckpointError(path, f"weights do not match {config.describe()}: '{k}' has shape "
                                         f"{tuple(full[k].shape)}, the architecture needs {tuple(v.shape)}")
     model.load_state_dict(full, strict=True)
+    from core.prune.surgery import consistency_problems  # the unit structure knows which widths must agree
+
+    problems = consistency_problems(model)
+    if problems:
+        raise CheckpointError(path, f"layers do not fit together ({len(problems)} mismatches, e.g. {problems[0]})")
     model.eval()
     return model
 
