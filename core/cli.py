@@ -148,6 +148,28 @@ def cmd_train(args) -> int:
     return 0
 
 
+# -- importance --------------------------------------------------------------------------------------
+def cmd_importance(args) -> int:
+    from core.data.grozi import open_dataset
+    from core.importance.calibration import build_calibration
+    from core.importance.criteria import CRITERIA
+    from core.importance.result import compute_importance
+
+    loaded = _load(args.model)
+    names = list(CRITERIA) if args.criterion == ["all"] else args.criterion
+    ds = open_dataset(args.dataset, args.split)
+    calib = build_calibration(ds, args.images, args.target_size or loaded.meta.get("eval_scale") or ds.eval_scale,
+                              seed=args.seed, progress=ConsoleProgress("calibration"))
+    res = compute_importance(loaded.model, calib, names, model_path=loaded.path,
+                             progress=ConsoleProgress("importance"))
+    paths = res.save(args.out)
+    for phase, m in res.timings.items():
+        print(f"{phase:<14} {m.seconds:8.2f} s   peak {m.peak_bytes / 2**20:8.1f} MiB")
+    print(f"scored {len(res.units)} units with {', '.join(names)} on {len(calib)} images; wrote "
+          f"{paths[0]} and {paths[1]}")
+    return 0
+
+
 # -- prune -------------------------------------------------------------------------------------------
 def cmd_prune(args) -> int:
     from core.prune.job import prune, save_pruned
@@ -269,6 +291,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the work folder")
     t.set_defaults(func=cmd_train)
+    im = sub.add_parser("importance", help="rank channels (gradient-free criteria, or the gradient references)")
+    im.add_argument("--model", help="model (default: the embedded default model)")
+    im.add_argument("--dataset", required=True, help="calibration data: dataset folder or grozi:PATH")
+    im.add_argument("--split", default="train")
+    im.add_argument("--criterion", nargs="+", default=["combined"],
+                    help="one or more of combined, weight_l1, bn_gamma, act_l1, act_variance, sparsity, "
+                         "fg_bg_separation, taylor, lcp; or all")
+    im.add_argument("--images", type=int, default=16, help="calibration images")
+    im.add_argument("--target-size", type=float, default=0)
+    im.add_argument("--seed", type=int, default=0)
+    im.add_argument("--out", required=True, help="output prefix: writes PREFIX.npz and PREFIX.json")
+    im.set_defaults(func=cmd_importance)
+
     pr = sub.add_parser("prune", help="remove channels physically and save a self-describing pruned model")
     pr.add_argument("--model", help="model to prune (default: the embedded default model)")
     pr.add_argument("--importance", help="importance file from `os2d-studio importance` (.npz/.json)")

@@ -1,0 +1,245 @@
+"""Importance results: scores and channel orders per criterion and unit, with provenance and costs,
+and `compute_importance`, the one job the CLI and the GUI run.
+
+A result is saved as two files written atomically: `PREFIX.npz` (the arrays) and `PREFIX.json`
+(everything else, including the npz's SHA-256, so a json never silently pairs with another run's
+arrays). JSON is the commit point: the npz is written first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from core.importance.calibration import CalibrationProvenance, CalibrationSet
+from core.importance.criteria import CRITERIA, channel_order
+from core.importance.gradient import GRADIENT_METHODS, GradientConfig
+from core.importance.stats import Measurement, Meter, StatsConfig, collect_statistics, model_device
+from core.io import atomic_write_bytes, atomic_write_text
+from core.jobs import CancelToken, Progress, no_progress
+from core.model.os2d import OS2DModel
+from core.prune.units import Unit, find_units
+
+FORMAT_NAME = "os2d-studio-importance"
+FORMAT_VERSION = 1
+ALL_CRITERIA = tuple(CRITERIA) + tuple(GRADIENT_METHODS)
+GRADIENT_FREE = tuple(CRITERIA)
+_SEP = "|"
+
+
+class ImportanceFileError(ValueError):
+    """An importance file that cannot be used; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+def model_digest(model: OS2DModel) -> str:
+    """SHA-256 of the model's tensors (names, shapes, dtypes, values; a shared trunk counted once):
+    identifies the weights a result belongs to, whatever file they came from."""
+    h = hashlib.sha256()
+    seen: set[tuple] = set()
+    for name, t in sorted(model.state_dict().items()):
+        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
+        if t.numel() and key in seen:  # the class branch's view of the shared trunk
+            continue
+        seen.add(key)
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes() if t.is_floating_point()
+                 else t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, eq=False)
+class ImportanceResult:
+    units: tuple[str, ...]  # in model order
+    channels: tuple[int, ...]
+    scores: Mapping[str, Mapping[str, np.ndarray]]  # criterion → unit → [C] float64, higher = more important
+    orders: Mapping[str, Mapping[str, np.ndarray]]  # criterion → unit → channel indices, most important first
+    calibration: CalibrationProvenance
+    model: Mapping[str, object] = field(default_factory=dict)  # sha256, path, config
+    timings: Mapping[str, Measurement] = field(default_factory=dict)  # "statistics", "lcp", "taylor", criteria
+    stats_config: StatsConfig = StatsConfig()
+    gradient_config: GradientConfig = GradientConfig()
+    device: str = "cpu"
+
+    @property
+    def criteria(self) -> tuple[str, ...]:
+        return tuple(self.scores)
+
+    def score(self, criterion: str, unit: str) -> np.ndarray:
+        return self.scores[criterion][unit]
+
+    def order(self, criterion: str, unit: str) -> np.ndarray:
+        return self.orders[criterion][unit]
+
+    # -- files --------------------------------------------------------------------------------------
+    def to_json(self, npz_name: str = "", npz_sha256: str = "") -> dict:
+        return {
+            "format": FORMAT_NAME,
+            "version": FORMAT_VERSION,
+            "npz": npz_name,
+            "npz_sha256": npz_sha256,
+            "units": [{"name": n, "channels": c} for n, c in zip(self.units, self.channels)],
+            "criteria": list(self.criteria),
+            "calibration": self.calibration.to_json(),
+            "model": dict(self.model),
+            "timings": {k: v.to_json() for k, v in self.timings.items()},
+            "stats_config": self.stats_config.to_json(),
+            "gradient_config": self.gradient_config.to_json(),
+            "device": self.device,
+        }
+
+    def save(self, path_prefix: str | os.PathLike) -> tuple[Path, Path]:
+        """Write PREFIX.npz then PREFIX.json, each atomically; returns both paths."""
+        npz_path, json_path = _paths(path_prefix)
+        arrays = {}
+        for crit in self.criteria:
+            for unit in self.units:
+                arrays[f"score{_SEP}{crit}{_SEP}{unit}"] = np.asarray(self.scores[crit][unit], dtype=np.float64)
+                arrays[f"order{_SEP}{crit}{_SEP}{unit}"] = np.asarray(self.orders[crit][unit], dtype=np.int64)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        data = buf.getvalue()
+        atomic_write_bytes(npz_path, data)
+        meta = self.to_json(npz_path.name, hashlib.sha256(data).hexdigest())
+        atomic_write_text(json_path, json.dumps(meta, indent=1, sort_keys=False) + "\n")
+        return npz_path, json_path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ImportanceResult":
+        """Read PREFIX.json and its npz (PATH may be the prefix or either file)."""
+        npz_default, json_path = _paths(path)
+        if not json_path.is_file():
+            raise ImportanceFileError(json_path, "importance result not found (expected PREFIX.json beside PREFIX.npz)")
+        try:
+            meta = json.loads(json_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ImportanceFileError(json_path, f"cannot read JSON: {e}") from None
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+            raise ImportanceFileError(json_path, f"not an os2d-studio importance result (format "
+                                                 f"{meta.get('format') if isinstance(meta, dict) else None!r})")
+        version = meta.get("version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ImportanceFileError(json_path, f"written by a newer os2d-studio (version {version}); please upgrade")
+        try:
+            units = [(str(u["name"]), int(u["channels"])) for u in meta["units"]]
+            criteria = [str(c) for c in meta["criteria"]]
+            calibration = CalibrationProvenance.from_json(meta["calibration"])
+            timings = {k: Measurement.from_json(v) for k, v in meta.get("timings", {}).items()}
+            stats_config = StatsConfig.from_json(meta.get("stats_config", {}))
+            gradient_config = GradientConfig.from_json(meta.get("gradient_config", {}))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ImportanceFileError(json_path, f"malformed result ({type(e).__name__}: {e})") from None
+        npz_path = json_path.parent / meta["npz"] if meta.get("npz") else npz_default
+        if not npz_path.is_file():
+            raise ImportanceFileError(npz_path, f"arrays file missing (named by {json_path.name})")
+        data = npz_path.read_bytes()
+        if meta.get("npz_sha256") and hashlib.sha256(data).hexdigest() != meta["npz_sha256"]:
+            raise ImportanceFileError(npz_path, f"does not match {json_path.name} (changed or from another save)")
+        try:
+            with np.load(io.BytesIO(data), allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise ImportanceFileError(npz_path, f"not a readable npz ({e})") from None
+        scores: dict[str, dict[str, np.ndarray]] = {}
+        orders: dict[str, dict[str, np.ndarray]] = {}
+        for crit in criteria:
+            scores[crit], orders[crit] = {}, {}
+            for name, c in units:
+                for kind, dest in (("score", scores), ("order", orders)):
+                    key = f"{kind}{_SEP}{crit}{_SEP}{name}"
+                    if key not in arrays:
+                        raise ImportanceFileError(npz_path, f"missing {kind}s of criterion '{crit}' for unit {name}")
+                    if arrays[key].shape != (c,):
+                        raise ImportanceFileError(npz_path, f"{kind}s of '{crit}' for unit {name} have shape "
+                                                            f"{arrays[key].shape}, expected ({c},)")
+                    dest[crit][name] = arrays[key]
+        return cls(units=tuple(n for n, _ in units), channels=tuple(c for _, c in units),
+                   scores=_frozen(scores), orders=_frozen(orders), calibration=calibration,
+                   model=dict(meta.get("model", {})), timings=timings, stats_config=stats_config,
+                   gradient_config=gradient_config, device=str(meta.get("device", "cpu")))
+
+
+def _paths(path: str | os.PathLike) -> tuple[Path, Path]:
+    p = Path(path)
+    base = p.with_suffix("") if p.suffix.lower() in (".npz", ".json") else p
+    return base.with_name(base.name + ".npz"), base.with_name(base.name + ".json")
+
+
+def _frozen(d: dict[str, dict[str, np.ndarray]]) -> Mapping[str, Mapping[str, np.ndarray]]:
+    for per_unit in d.values():
+        for a in per_unit.values():
+            a.setflags(write=False)
+    return MappingProxyType({k: MappingProxyType(v) for k, v in d.items()})
+
+
+# -- the job ----------------------------------------------------------------------------------------
+
+def compute_importance(model: OS2DModel, calib: CalibrationSet, criteria: Sequence[str], *,
+                       units: Sequence[Unit] | None = None, stats_config: StatsConfig = StatsConfig(),
+                       gradient_config: GradientConfig = GradientConfig(), model_path: str = "",
+                       progress: Progress = no_progress, cancel: CancelToken | None = None) -> ImportanceResult:
+    """Score every unit's channels under each criterion on one calibration set.
+
+    Gradient-free criteria share one statistics pass; "lcp" and "taylor" run the gradient references
+    of `core.importance.gradient` with the statistics' context boxes (`stats_config.context_scale`).
+    Each phase's wall time and peak memory go into `timings`.
+    """
+    gradient_config = replace(gradient_config, context_scale=stats_config.context_scale)
+    criteria = list(dict.fromkeys(criteria))
+    unknown = [c for c in criteria if c not in ALL_CRITERIA]
+    if unknown or not criteria:
+        raise ValueError(f"unknown criteria {', '.join(unknown) or '(none given)'}; "
+                         f"expected some of {', '.join(ALL_CRITERIA)}")
+    units = list(units) if units is not None else find_units(model)
+    device = model_device(model)
+    n, u = len(calib), len(units)
+    need_stats = any(c in CRITERIA and CRITERIA[c].needs_statistics for c in criteria)
+    plan = ([("statistics", n)] if need_stats else []) + [(c, n * (u if c == "lcp" else 1))
+                                                          for c in criteria if c in GRADIENT_METHODS]
+    total = sum(steps for _, steps in plan) + len(criteria)
+    offset = 0
+
+    def sub(done: int, _total: int, message: str = "") -> None:
+        progress(offset + done, total, message)
+
+    scores: dict[str, dict[str, np.ndarray]] = {}
+    timings: dict[str, Measurement] = {}
+    stats = None
+    if need_stats:
+        stats = collect_statistics(model, calib, units, config=stats_config, progress=sub, cancel=cancel)
+        timings["statistics"] = stats.measurement
+        offset += n
+    for crit in criteria:
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        if crit in GRADIENT_METHODS:
+            res = GRADIENT_METHODS[crit](model, calib, units, config=gradient_config, progress=sub, cancel=cancel)
+            scores[crit] = dict(res.scores)
+            timings[crit] = res.measurement
+            offset += n * (u if crit == "lcp" else 1)
+        else:
+            with Meter(device) as meter:
+                scores[crit] = {unit.name: CRITERIA[crit](model, unit, stats[unit.name] if stats else None)
+                                for unit in units}
+            timings[crit] = meter.result
+        offset += 1
+        progress(offset, total, f"{crit} done")
+    orders = {c: {name: channel_order(s) for name, s in per_unit.items()} for c, per_unit in scores.items()}
+    return ImportanceResult(
+        units=tuple(x.name for x in units), channels=tuple(x.channels for x in units),
+        scores=_frozen(scores), orders=_frozen(orders), calibration=calib.provenance,
+        model={"sha256": model_digest(model), "path": str(model_path), "config": model.config.to_json()},
+        timings=timings, stats_config=stats_config, gradient_config=gradient_config, device=str(device))
