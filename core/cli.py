@@ -143,6 +143,10 @@ def cmd_train(args) -> int:
         cfg = replace(cfg, teacher=args.teacher)
     res = train(cfg, progress=ConsoleProgress("train"),
                 log=lambda e: print(json.dumps(e), flush=True) if "mAP@0.5" in e else None)
+    if res.world_size > 1:
+        print(f"rank {res.rank}/{res.world_size} weights sha256 {res.weights_sha256}", flush=True)
+        if res.rank != 0:
+            return 0
     print(f"wrote {res.out} after {res.iterations} iterations ({res.seconds / 60:.1f} min), "
           f"best val mAP {res.best_map if res.best_map is None else round(res.best_map, 4)}")
     return 0
@@ -222,6 +226,29 @@ def cmd_profile(args) -> int:
     if args.json:
         atomic_write_text(args.json, json.dumps(data, indent=1))
         print(f"wrote {args.json}")
+    return 0
+
+
+# -- finetune ----------------------------------------------------------------------------------------
+def cmd_finetune(args) -> int:
+    from core.io import atomic_write_text
+    from core.train.batches import BatchConfig
+    from core.train.finetune import FinetuneConfig, finetune
+
+    cfg = FinetuneConfig(model=args.model, teacher=args.teacher or "", dataset=args.dataset, out=args.out,
+                         epochs=args.epochs, iterations=args.iterations, lr=args.lr,
+                         giou_weight=args.giou_weight, distill_score_weight=args.distill_score,
+                         distill_attention_weight=args.distill_attention,
+                         batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
+                                           crop_size=args.crop_size),
+                         eval_images=args.eval_images, evaluate_before_after=not args.no_eval, seed=args.seed,
+                         device=args.device, threads=args.threads)
+    res = finetune(cfg, progress=ConsoleProgress("finetune"))
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"mAP@0.5 before {fmt(res.map_before)} → after {fmt(res.map_after)} (teacher {fmt(res.teacher_map)}); "
+          f"{res.train.iterations} iterations in {res.train.seconds / 60:.1f} min; wrote {res.out}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(res.to_json(), indent=1))
     return 0
 
 
@@ -313,6 +340,28 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--criterion", help="which importance ranks the channels (default: the plan's, or weight_l1)")
     pr.add_argument("--out", required=True, help="output file (never overwrites an existing file)")
     pr.set_defaults(func=cmd_prune)
+
+    ft = sub.add_parser("finetune", help="recover accuracy: detection loss + GIoU + distillation from the teacher")
+    ft.add_argument("--model", required=True, help="the pruned model")
+    ft.add_argument("--teacher", help="the unpruned model to distil from")
+    ft.add_argument("--dataset", required=True)
+    ft.add_argument("--out", required=True)
+    ft.add_argument("--epochs", type=float, default=1.0)
+    ft.add_argument("--iterations", type=int, default=0, help="overrides --epochs")
+    ft.add_argument("--lr", type=float, default=2e-4)
+    ft.add_argument("--giou-weight", type=float, default=0.5)
+    ft.add_argument("--distill-score", type=float, default=1.0)
+    ft.add_argument("--distill-attention", type=float, default=1.0)
+    ft.add_argument("--batch-size", type=int, default=4)
+    ft.add_argument("--class-batch-size", type=int, default=6)
+    ft.add_argument("--crop-size", type=int, default=384)
+    ft.add_argument("--eval-images", type=int, default=0)
+    ft.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
+    ft.add_argument("--seed", type=int, default=0)
+    ft.add_argument("--threads", type=int, default=0)
+    ft.add_argument("--device", default="auto")
+    ft.add_argument("--json")
+    ft.set_defaults(func=cmd_finetune)
 
     pf = sub.add_parser("profile", help="parameters, MACs, size, latency; two models side by side")
     pf.add_argument("models", nargs="+", help="one or two model files")

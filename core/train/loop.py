@@ -9,6 +9,7 @@ only on (seed, rank, iteration), so a resumed run continues with the batches it 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import os
 import time
@@ -84,6 +85,9 @@ class TrainResult:
     best_map: float | None
     history: list = field(default_factory=list)
     evals: list = field(default_factory=list)
+    rank: int = 0
+    world_size: int = 1
+    weights_sha256: str = ""  # of this rank's final weights: DDP ranks must agree
 
 
 class _TrainStep(nn.Module):
@@ -322,4 +326,12 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
         save_model(chosen, out, meta=final_meta, overwrite=True, protect=(cfg.init, cfg.teacher))
     hist = state["history"]
     return TrainResult(str(out), state["iteration"], state["seconds"], hist[-1]["loss"] if hist else float("nan"),
-                       state["best_map"], hist, state["evals"])
+                       state["best_map"], hist, state["evals"], rank, world, _weights_digest(model))
+
+
+def _weights_digest(model: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(unique_state_dict(model).items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()

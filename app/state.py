@@ -1,0 +1,389 @@
+"""The session: everything the views share (models, detection inputs and results, plan, importance).
+
+Why one object: views never talk to each other; each reads the session and listens to its past-tense
+signals, and writes to it through setters. Nothing here runs torch: models arrive already loaded (from a
+worker job) and are only stored. A project file (JSON) records what is needed to rebuild a session --
+model paths, detection inputs and settings, and the opaque sections of later features (plan, importance).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from PySide6.QtCore import QObject, QSettings, Signal
+
+from app.jobs import DetectionRun, ModelLoad
+from core.data.images import load_image
+from core.io import atomic_write_text
+from core.model.checkpoint import LoadedModel
+
+PROJECT_FORMAT = "os2d-studio-project"
+PROJECT_VERSION = 1
+PROJECT_SUFFIX = ".os2d.json"
+COMPARE_MODES = ("original", "pruned", "both")
+
+
+class ProjectError(ValueError):
+    """A project file that cannot be opened; the message names the file and the problem."""
+
+    def __init__(self, path: str | os.PathLike, problem: str) -> None:
+        self.path = str(path)
+        super().__init__(f"{path}: {problem}")
+
+
+def _rel(path: str | None, base: Path | None) -> str | None:
+    """Paths inside the project's folder are stored relative to it, so a project folder can move."""
+    if not path:
+        return None
+    p = Path(path).resolve()
+    if base is not None:
+        try:
+            return p.relative_to(base.resolve()).as_posix()
+        except ValueError:
+            pass
+    return str(p)
+
+
+def _abs(path: str | None, base: Path | None) -> str | None:
+    if not path:
+        return None
+    p = Path(path)
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    return str(p.resolve())
+
+
+@dataclass(frozen=True)
+class ClassImageSpec:
+    """A class image: a file, or a crop (x0, y0, x1, y1 in pixels) of a file such as the target."""
+
+    name: str
+    path: str
+    crop: tuple[int, int, int, int] | None = None
+
+    def to_json(self, base: Path | None = None) -> dict:
+        return {"name": self.name, "path": _rel(self.path, base), "crop": list(self.crop) if self.crop else None}
+
+    @classmethod
+    def from_json(cls, data: dict, base: Path | None = None) -> "ClassImageSpec":
+        crop = data.get("crop")
+        return cls(str(data["name"]), _abs(data["path"], base) or "", tuple(int(v) for v in crop) if crop else None)
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    score_threshold: float = 0.5  # OS2D scores are correlations in [-1, 1]
+    nms_iou_threshold: float = 0.3  # OS2D's default
+    max_shown: int = 50
+    compare: str = "original"  # one of COMPARE_MODES
+
+    def __post_init__(self) -> None:
+        if self.compare not in COMPARE_MODES:
+            raise ValueError(f"compare must be one of {', '.join(COMPARE_MODES)}, got '{self.compare}'")
+
+
+@dataclass(frozen=True)
+class Project:
+    """What a project file holds; `extra` keeps sections of later features (plan, importance) verbatim."""
+
+    model_path: str | None = None
+    pruned_model_path: str | None = None
+    target_path: str | None = None
+    class_images: tuple[ClassImageSpec, ...] = ()
+    detection: DetectionSettings = DetectionSettings()
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self, base: Path | None = None) -> dict:
+        return {
+            "format": PROJECT_FORMAT, "version": PROJECT_VERSION,
+            "model": _rel(self.model_path, base), "pruned_model": _rel(self.pruned_model_path, base),
+            "detection": {
+                "target": _rel(self.target_path, base),
+                "class_images": [c.to_json(base) for c in self.class_images],
+                "score_threshold": self.detection.score_threshold,
+                "nms_iou_threshold": self.detection.nms_iou_threshold,
+                "max_shown": self.detection.max_shown, "compare": self.detection.compare,
+            },
+            **self.extra,
+        }
+
+    @classmethod
+    def from_json(cls, data: Any, base: Path | None = None, source: str = "<project>") -> "Project":
+        if not isinstance(data, dict) or data.get("format") != PROJECT_FORMAT:
+            raise ProjectError(source, f"not an os2d-studio project (expected \"format\": \"{PROJECT_FORMAT}\")")
+        if not isinstance(data.get("version"), int) or data["version"] > PROJECT_VERSION:
+            raise ProjectError(source, f"written by a newer os2d-studio (project version {data.get('version')})")
+        try:
+            det = data.get("detection") or {}
+            settings = DetectionSettings(
+                float(det.get("score_threshold", 0.5)), float(det.get("nms_iou_threshold", 0.3)),
+                int(det.get("max_shown", 50)), str(det.get("compare", "original")))
+            classes = tuple(ClassImageSpec.from_json(c, base) for c in det.get("class_images", []))
+        except (KeyError, TypeError, ValueError) as e:
+            raise ProjectError(source, f"bad detection section: {e}") from None
+        known = {"format", "version", "model", "pruned_model", "detection"}
+        return cls(_abs(data.get("model"), base), _abs(data.get("pruned_model"), base),
+                   _abs(det.get("target"), base), classes, settings,
+                   {k: v for k, v in data.items() if k not in known})
+
+
+class RecentFiles:
+    """Most-recently-used paths in QSettings (newest first, existing files only, at most `limit`)."""
+
+    def __init__(self, settings: QSettings, key: str, limit: int = 10) -> None:
+        self.settings, self.key, self.limit = settings, key, limit
+
+    def paths(self) -> list[str]:
+        value = self.settings.value(self.key, [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [p for p in items if p and os.path.exists(p)]
+
+    def add(self, path: str | os.PathLike) -> None:
+        p = str(Path(path).resolve())
+        items = [p] + [q for q in self.paths() if q != p]
+        self.settings.setValue(self.key, items[: self.limit])
+
+    def clear(self) -> None:
+        self.settings.remove(self.key)
+
+
+def default_settings() -> QSettings:
+    """INI settings in the user's config folder (tests point QSettings.setPath at a temporary folder)."""
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "os2d-studio", "os2d-studio")
+
+
+class Session(QObject):
+    """The shared state of one window; setters emit the matching past-tense signal."""
+
+    modelChanged = Signal()
+    prunedModelChanged = Signal()
+    classImagesChanged = Signal()
+    targetChanged = Signal()
+    detectionSettingsChanged = Signal()
+    detectionsChanged = Signal()
+    planChanged = Signal()
+    importanceChanged = Signal()
+    dirtyChanged = Signal(bool)
+    projectPathChanged = Signal(str)
+    recentChanged = Signal()
+
+    IMAGE_CACHE = 8  # decoded images kept (target and class sources)
+
+    def __init__(self, settings: QSettings | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.settings = settings if settings is not None else default_settings()
+        self.recent_models = RecentFiles(self.settings, "recent/models")
+        self.recent_projects = RecentFiles(self.settings, "recent/projects")
+        self.model_info: ModelLoad | None = None
+        self.pruned_info: ModelLoad | None = None
+        self.class_images: list[ClassImageSpec] = []
+        self.target_path: str | None = None
+        self.target_image: np.ndarray | None = None  # RGB uint8 [H, W, 3]
+        self.detection_settings = DetectionSettings()
+        self.detections: DetectionRun | None = None
+        self.plan: Any = None  # core.prune plan (a later feature); saved through `extra`
+        self.importance: Any = None  # core.importance result (a later feature)
+        self.extra: dict = {}
+        self.project_path: str | None = None
+        self.dirty = False
+        self.project_problems: list[str] = []
+        self._saved = Project()  # what the project file on disk (or an empty session) holds
+        self._images: OrderedDict[str, np.ndarray] = OrderedDict()
+
+    # -- models ---------------------------------------------------------------------------------------
+    @property
+    def model(self) -> LoadedModel | None:
+        return self.model_info.loaded if self.model_info else None
+
+    @property
+    def pruned(self) -> LoadedModel | None:
+        return self.pruned_info.loaded if self.pruned_info else None
+
+    def set_model(self, info: ModelLoad | None) -> None:
+        self.model_info = info
+        if info is not None and info.loaded.path:
+            self.recent_models.add(info.loaded.path)
+            self.recentChanged.emit()
+        self.set_detections(None)
+        self.modelChanged.emit()
+        self.mark_dirty()
+
+    def set_pruned(self, info: ModelLoad | None) -> None:
+        self.pruned_info = info
+        if info is None and self.detection_settings.compare != "original":
+            self.set_detection_settings(compare="original")
+        self.set_detections(None)
+        self.prunedModelChanged.emit()
+        self.mark_dirty()
+
+    # -- detection inputs -------------------------------------------------------------------------------
+    def image(self, path: str) -> np.ndarray:
+        """Decode (or reuse) an image file; raises core's `ImageError` with the file and the problem."""
+        key = str(Path(path).resolve())
+        if key in self._images:
+            self._images.move_to_end(key)
+            return self._images[key]
+        img = load_image(key)
+        self._images[key] = img
+        while len(self._images) > self.IMAGE_CACHE:
+            self._images.popitem(last=False)
+        return img
+
+    def class_image_array(self, spec: ClassImageSpec) -> np.ndarray:
+        img = self.image(spec.path)
+        if spec.crop is None:
+            return img
+        x0, y0, x1, y1 = spec.crop
+        return np.ascontiguousarray(img[y0:y1, x0:x1])
+
+    def set_target(self, path: str | None) -> None:
+        """Load and show a target image (errors propagate: the caller shows core's message)."""
+        self.target_image = self.image(path) if path else None
+        self.target_path = str(Path(path).resolve()) if path else None
+        self.set_detections(None)
+        self.targetChanged.emit()
+        self.mark_dirty()
+
+    def add_class_images(self, specs: Sequence[ClassImageSpec]) -> None:
+        for spec in specs:
+            self.class_image_array(spec)  # fail before changing anything
+        self.class_images.extend(specs)
+        self.classImagesChanged.emit()
+        self.mark_dirty()
+
+    def add_class_crop(self, box: Sequence[float], name: str | None = None) -> ClassImageSpec:
+        """Crop a class image from the target (box x0, y0, x1, y1 in target pixels, clipped to it)."""
+        if self.target_image is None or self.target_path is None:
+            raise ValueError("choose a target image before cropping a class image from it")
+        h, w = self.target_image.shape[:2]
+        x0, x1 = sorted((int(round(box[0])), int(round(box[2]))))
+        y0, y1 = sorted((int(round(box[1])), int(round(box[3]))))
+        x0, x1, y0, y1 = max(0, x0), min(w, x1), max(0, y0), min(h, y1)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            raise ValueError(f"the crop {x1 - x0}x{y1 - y0} px is too small for a class image (at least 8x8)")
+        n = sum(1 for c in self.class_images if c.crop is not None) + 1
+        spec = ClassImageSpec(name or f"crop {n}", self.target_path, (x0, y0, x1, y1))
+        self.add_class_images([spec])
+        return spec
+
+    def remove_class_image(self, index: int) -> None:
+        del self.class_images[index]
+        self.classImagesChanged.emit()
+        self.mark_dirty()
+
+    def rename_class_image(self, index: int, name: str) -> None:
+        self.class_images[index] = replace(self.class_images[index], name=name)
+        self.classImagesChanged.emit()
+        self.mark_dirty()
+
+    def set_detection_settings(self, **changes: Any) -> None:
+        new = replace(self.detection_settings, **changes)
+        if new != self.detection_settings:
+            self.detection_settings = new
+            self.detectionSettingsChanged.emit()
+            self.mark_dirty()
+
+    def set_detections(self, run: DetectionRun | None) -> None:
+        if run is None and self.detections is None:
+            return
+        self.detections = run
+        self.detectionsChanged.emit()
+
+    # -- later features (placeholders the next views fill in) -------------------------------------------
+    def set_plan(self, plan: Any) -> None:
+        self.plan = plan
+        self.planChanged.emit()
+        self.mark_dirty()
+
+    def set_importance(self, result: Any) -> None:
+        self.importance = result
+        self.importanceChanged.emit()
+        self.mark_dirty()
+
+    # -- project files ----------------------------------------------------------------------------------
+    def mark_dirty(self) -> None:
+        """Unsaved changes = the session differs from the last saved/opened project (or an empty one)."""
+        dirty = self.snapshot() != self._saved
+        if dirty != self.dirty:
+            self.dirty = dirty
+            self.dirtyChanged.emit(dirty)
+
+    def snapshot(self) -> Project:
+        extra = dict(self.extra)
+        for key, value in (("plan", self.plan), ("importance", self.importance)):
+            if value is not None:
+                extra[key] = value.to_json() if hasattr(value, "to_json") else value
+        def norm(p: str | None) -> str | None:
+            return str(Path(p).resolve()) if p else None
+
+        return Project(norm(self.model.path if self.model else None), norm(self.pruned.path if self.pruned else None),
+                       self.target_path, tuple(self.class_images), self.detection_settings, extra)
+
+    def to_json(self, base: Path | None = None) -> dict:
+        return self.snapshot().to_json(base)
+
+    def from_json(self, data: Any, base: Path | None = None, source: str = "<project>") -> Project:
+        """Restore detection inputs and settings; returns the project so the caller can load its models
+        in the worker. Missing image files are skipped; their problems are returned in `project_problems`."""
+        project = Project.from_json(data, base, source)
+        problems: list[str] = []
+        self.set_model(None)
+        self.set_pruned(None)
+        try:
+            self.set_target(project.target_path)
+        except ValueError as e:
+            problems.append(str(e))
+            self.set_target(None)
+        self.class_images = []
+        for spec in project.class_images:
+            try:
+                self.class_image_array(spec)
+                self.class_images.append(spec)
+            except ValueError as e:
+                problems.append(f"class image '{spec.name}': {e}")
+        self.classImagesChanged.emit()
+        self.detection_settings = project.detection
+        self.detectionSettingsChanged.emit()
+        self.extra = {k: v for k, v in project.extra.items() if k not in ("plan", "importance")}
+        self.plan = project.extra.get("plan")
+        self.importance = project.extra.get("importance")
+        self.planChanged.emit()
+        self.importanceChanged.emit()
+        self.project_problems = problems
+        self.mark_dirty()
+        return project
+
+    def save_project(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        snap = self.snapshot()
+        atomic_write_text(path, json.dumps(snap.to_json(path.parent.resolve()), indent=1))
+        self._saved = snap
+        self._set_project_path(path)
+        self.mark_dirty()
+        return path
+
+    def open_project(self, path: str | os.PathLike) -> Project:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ProjectError(path, "file not found") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise ProjectError(path, f"not a readable JSON project ({e})") from None
+        project = self.from_json(data, path.parent.resolve(), str(path))
+        self._saved = project  # models still loading count as saved: loading them makes the session clean
+        self._set_project_path(path)
+        self.mark_dirty()
+        return project
+
+    def _set_project_path(self, path: Path) -> None:
+        self.project_path = str(path.resolve())
+        self.recent_projects.add(path)
+        self.recentChanged.emit()
+        self.projectPathChanged.emit(self.project_path)

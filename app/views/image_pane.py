@@ -1,0 +1,224 @@
+"""One image with detection boxes on a pyqtgraph ViewBox; dragging with crop mode on selects a rectangle.
+
+Why vector items instead of boxes burned into pixels: labels stay readable at any zoom, and one box can
+be highlighted when its row is selected. Colours come from `core.visualize.class_color`, as in the CLI's
+annotated images.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QBoxLayout, QGraphicsRectItem, QLabel, QStackedWidget, QVBoxLayout, QWidget
+
+from core.visualize import class_color
+
+
+class CropViewBox(pg.ViewBox):
+    """A ViewBox that, in crop mode, turns a left-button drag into `sigCropped(x0, y0, x1, y1)` (image px)."""
+
+    sigCropped = Signal(float, float, float, float)
+    sigDoubleClicked = Signal()
+
+    def __init__(self) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.crop_enabled = False
+        self._band = QGraphicsRectItem()
+        pen = QPen(QColor(255, 255, 255))
+        pen.setCosmetic(True)
+        pen.setWidth(2)
+        pen.setStyle(Qt.PenStyle.DashLine)
+        self._band.setPen(pen)
+        self._band.setBrush(QColor(255, 255, 255, 50))
+        self._band.setZValue(100)
+        self._band.setVisible(False)
+        self.addItem(self._band, ignoreBounds=True)
+
+    def mouseClickEvent(self, ev):  # noqa: N802 - pyqtgraph API
+        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sigDoubleClicked.emit()
+            return
+        super().mouseClickEvent(ev)
+
+    def mouseDragEvent(self, ev, axis=None):  # noqa: N802 - pyqtgraph API
+        if not self.crop_enabled or ev.button() != Qt.MouseButton.LeftButton:
+            return super().mouseDragEvent(ev, axis)
+        ev.accept()
+        p0 = self.mapToView(ev.buttonDownPos())
+        p1 = self.mapToView(ev.pos())
+        self._band.setRect(QRectF(p0, p1).normalized())
+        self._band.setVisible(not ev.isFinish())
+        if ev.isFinish():
+            r = QRectF(p0, p1).normalized()
+            self.sigCropped.emit(r.left(), r.top(), r.right(), r.bottom())
+
+
+class ImagePane(QWidget):
+    """Title + image + boxes; shows a hint while there is no image."""
+
+    def __init__(self, title: str = "", empty_text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.title = QLabel(title)
+        self.title.setStyleSheet("font-weight: bold;")
+        self.hint = QLabel(empty_text)
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setStyleSheet("color: palette(mid); font-size: 14px;")
+        self.view = CropViewBox()
+        self.graphics = pg.GraphicsView()
+        self.graphics.setCentralItem(self.view)
+        self.graphics.setBackground(pg.mkColor(32, 32, 36))
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.view.addItem(self.image_item)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.hint)
+        self.stack.addWidget(self.graphics)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.title)
+        lay.addWidget(self.stack, 1)
+        self._items: list[tuple[QGraphicsRectItem, pg.TextItem]] = []  # pool; the first _n are shown
+        self._n = 0
+        self._shape: tuple[int, ...] | None = None
+        self._partner: ImagePane | None = None
+        self.view.sigRangeChangedManually.connect(self._copy_range_to_partner)
+        self.view.sigDoubleClicked.connect(self.fit)
+
+    def set_image(self, rgb: np.ndarray | None) -> None:
+        self.clear_boxes()
+        if rgb is None:
+            self.image_item.clear()
+            self._shape = None
+            self.stack.setCurrentWidget(self.hint)
+            return
+        self.image_item.setImage(rgb, autoLevels=False, levels=(0, 255))
+        self.stack.setCurrentWidget(self.graphics)
+        if rgb.shape != self._shape:
+            self._shape = rgb.shape
+            self.view.enableAutoRange()  # fit the image, and keep fitting on resize until the user zooms
+
+    def clear_boxes(self) -> None:
+        for rect, text in self._items[: self._n]:
+            rect.setVisible(False)
+            text.setVisible(False)
+        self._n = 0
+
+    def _box_items(self, n: int) -> list[tuple[QGraphicsRectItem, pg.TextItem]]:
+        """A pool of box items, grown on demand and reused: moving the score slider redraws in a few ms."""
+        while len(self._items) < n:
+            rect = QGraphicsRectItem()
+            text = pg.TextItem("", color=(0, 0, 0))
+            rect.setVisible(False)
+            text.setVisible(False)
+            self.view.addItem(rect, ignoreBounds=True)
+            self.view.addItem(text, ignoreBounds=True)
+            self._items.append((rect, text))
+        return self._items[:n]
+
+    def set_detections(self, boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray,
+                       names: Sequence[str]) -> None:
+        """Boxes [N, 4] xyxy in image pixels with "name score" tags in the class colour."""
+        self.clear_boxes()
+        items = self._box_items(len(scores))
+        top_band = 0.04 * self._shape[0] if self._shape is not None else 0.0
+        for (rect, text), box, score, label in zip(items, boxes, scores, labels):
+            color = QColor(*class_color(int(label)))
+            x0, y0, x1, y1 = (float(v) for v in box)
+            rect.setRect(QRectF(x0, y0, x1 - x0, y1 - y0))
+            pen = QPen(color)
+            pen.setCosmetic(True)
+            pen.setWidth(2)
+            rect.setPen(pen)
+            rect.setZValue(10)
+            name = names[int(label)] if 0 <= int(label) < len(names) else str(int(label))
+            text.setText(f"{name} {float(score):.2f}")
+            text.fill = pg.mkBrush(color)
+            # the tag sits above the box, or inside it when the box touches the image's top edge
+            text.setAnchor((0, 0) if y0 < top_band else (0, 1))
+            text.setPos(x0, y0)
+            text.setZValue(11)
+            rect.setVisible(True)
+            text.setVisible(True)
+        self._n = len(items)
+
+    def highlight(self, index: int | None) -> None:
+        """Thicken one box (the selected detection) and raise it above the others."""
+        for i, (rect, text) in enumerate(self._items[: self._n]):
+            pen = rect.pen()
+            pen.setWidth(4 if i == index else 2)
+            rect.setPen(pen)
+            rect.setZValue(20 if i == index else 10)
+            text.setZValue(21 if i == index else 11)
+
+    @property
+    def box_count(self) -> int:
+        return self._n
+
+    def set_crop_mode(self, on: bool) -> None:
+        self.view.crop_enabled = on
+        self.graphics.setCursor(Qt.CursorShape.CrossCursor if on else Qt.CursorShape.ArrowCursor)
+
+    def link(self, other: "ImagePane | None") -> None:
+        """Pan and zoom together with `other` (side-by-side comparison); None unlinks.
+
+        pyqtgraph's setXLink/setYLink fight the aspect lock (the linked views end up cropped), so a pan or
+        zoom by the user is copied to the partner instead; both fit the image on their own otherwise.
+        """
+        if other is self._partner:
+            return
+        for a, b in ((self, self._partner), (self._partner, self)):
+            if a is not None and b is not None:
+                a._partner = None
+        self._partner = other
+        if other is not None:
+            other._partner = self
+            self.view.enableAutoRange()
+            other.view.enableAutoRange()
+
+    def _copy_range_to_partner(self, *_args) -> None:
+        if self._partner is not None and self._partner.isVisible():
+            self._partner.view.setRange(rect=self.view.viewRect(), padding=0)
+
+    def fit(self) -> None:
+        """Show the whole image again (also on double-click), in both linked panes."""
+        self.view.enableAutoRange()
+        if self._partner is not None:
+            self._partner.view.enableAutoRange()
+
+
+class PaneArea(QWidget):
+    """Holds the image panes; with two shown, puts them side by side or one above the other, whichever
+    shows the image larger (a wide shelf photo compares better stacked, a tall one side by side)."""
+
+    def __init__(self, panes: Sequence[ImagePane], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.panes = list(panes)
+        self.box = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
+        self.box.setContentsMargins(0, 0, 0, 0)
+        for pane in self.panes:
+            self.box.addWidget(pane, 1)
+        self.image_hw: tuple[int, int] | None = None
+
+    def set_image_size(self, hw: tuple[int, int] | None) -> None:
+        self.image_hw = hw
+        self._arrange()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._arrange()
+
+    def _arrange(self) -> None:
+        if self.image_hw is None or sum(not p.isHidden() for p in self.panes) < 2:
+            return
+        h, w = self.image_hw
+        aw, ah = max(self.width(), 1), max(self.height(), 1)
+        side = min(aw / 2 / w, ah / h)
+        stacked = min(aw / w, ah / 2 / h)
+        direction = QBoxLayout.Direction.TopToBottom if stacked > side else QBoxLayout.Direction.LeftToRight
+        if direction != self.box.direction():
+            self.box.setDirection(direction)

@@ -1,0 +1,240 @@
+"""The one generic worker: runs a `core` job `fn(..., progress, cancel) -> result` off the GUI thread.
+
+Why our own small class and not `superqt.create_worker`: superqt's `FunctionWorker` has no progress
+callback or cancel token to hand to a plain function, and its `GeneratorWorker` would force every core job
+to become a generator. We keep superqt's shape (an auto-deleting `QRunnable` that owns a `QObject` of
+signals; exceptions always emitted, never swallowed) and adapt the core contract:
+
+* a fresh `CancelToken` per job; `cancel()` only flips it, the job stops at its next check (`Cancelled`);
+* `progress(done, total, message)` becomes the `progress(done, total, message, eta_seconds)` signal,
+  throttled to at most ~30 Hz (the last step always gets through);
+* exactly one of `result(object)`, `error(str)`, `cancelled()`, then `finished()`.
+
+`JobRunner` runs one job at a time for the UI (the status bar's progress bar, ETA and Cancel button).
+There is no other threading code in `app`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
+
+from core.jobs import CancelToken, Cancelled
+
+log = logging.getLogger(__name__)
+
+MAX_PROGRESS_HZ = 30.0
+UNKNOWN_ETA = -1.0
+
+
+def _file_error_types() -> tuple[type[BaseException], ...]:
+    """Errors about a user's file: core's message says it all (the file and the problem), no traceback."""
+    from core.data.images import ImageError
+    from core.model.checkpoint import CheckpointError
+
+    return (CheckpointError, ImageError, FileNotFoundError)
+
+
+def error_message(exc: BaseException) -> str:
+    """Core's message for bad inputs (ValueError, OSError and the file errors); type + message for bugs."""
+    if isinstance(exc, (ValueError, OSError)) and str(exc):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+class JobSignals(QObject):
+    """Signals of one job; emitted from the worker thread, delivered queued (in order) to the GUI thread."""
+
+    started = Signal()
+    progress = Signal(int, int, str, float)  # done, total, message, eta seconds (-1: unknown)
+    result = Signal(object)
+    error = Signal(str)
+    cancelled = Signal()
+    finished = Signal()
+
+
+class JobWorker(QRunnable):
+    """Runs `fn(*args, progress=..., cancel=..., **kwargs)` once on a thread pool.
+
+    Lifetimes (the part that crashes when wrong): the pool owns and deletes the runnable after `run()`
+    (auto-delete), so nothing here outlives it on the C++ side; `signals` lives in the GUI thread and, when
+    `parent` is given, is owned by it and deleted there (`deleteLater`) -- never from the pool thread.
+    Connect to `worker.signals` with bound slots of QObjects living in the GUI thread (their slots run
+    queued there); a plain lambda would run in the worker thread.
+    """
+
+    def __init__(self, fn: Callable[..., Any], *args: Any, name: str = "", parent: QObject | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__()
+        self.fn = fn
+        self.args = args
+        self.kwargs = kwargs
+        self.name = name or getattr(fn, "__name__", "job")
+        self.signals = JobSignals(parent)
+        self.cancel_token = CancelToken()
+        self.traceback_text = ""  # the full traceback of an unexpected error, for the dialog's details
+        self._t0 = 0.0
+        self._last_emit = float("-inf")
+
+    # -- control ------------------------------------------------------------------------------------
+    def start(self, pool: QThreadPool | None = None) -> None:
+        (pool or QThreadPool.globalInstance()).start(self)
+
+    def cancel(self) -> None:
+        """Ask the job to stop at its next `raise_if_cancelled()`; never blocks."""
+        self.cancel_token.cancel()
+
+    # -- worker thread ------------------------------------------------------------------------------
+    def _progress(self, done: int, total: int, message: str = "") -> None:
+        now = time.monotonic()
+        final = total > 0 and done >= total
+        if not final and now - self._last_emit < 1.0 / MAX_PROGRESS_HZ:
+            return
+        self._last_emit = now
+        eta = UNKNOWN_ETA  # a rate from a single step is noise (a job's first step is often the odd one)
+        if total > 0 and done >= 2:
+            eta = (now - self._t0) / done * max(total - done, 0)
+        self.signals.progress.emit(int(done), int(total), str(message), float(eta))
+
+    def run(self) -> None:  # noqa: D401 - QRunnable API
+        self._t0 = time.monotonic()
+        sig = self.signals
+        sig.started.emit()
+        try:
+            self.cancel_token.raise_if_cancelled()  # cancelled while still queued
+            result = self.fn(*self.args, progress=self._progress, cancel=self.cancel_token, **self.kwargs)
+        except Cancelled:
+            sig.cancelled.emit()
+        except Exception as exc:  # every failure reaches the UI as a message; a bug's traceback goes to the log
+            if isinstance(exc, _file_error_types()):
+                log.info("job %s: %s", self.name, exc)
+            else:
+                self.traceback_text = traceback.format_exc()
+                log.error("job %s failed:\n%s", self.name, self.traceback_text)
+            sig.error.emit(error_message(exc))
+        else:
+            sig.result.emit(result)
+            del result  # the GUI thread holds it now
+        finally:
+            sig.finished.emit()
+
+
+@dataclass
+class _Job:
+    worker: JobWorker
+    callbacks: dict
+    t0: float
+
+
+class JobRunner(QObject):
+    """Runs one job at a time for the UI and reports it: the status bar and the views listen here.
+
+    A job is over for the UI when its outcome (result, error, cancelled) arrives; the per-call callbacks
+    run after the runner is idle again, so a callback may start the next job (opening a project loads
+    the model, then the pruned model).
+    """
+
+    busyChanged = Signal(bool)
+    jobStarted = Signal(str)
+    jobProgress = Signal(int, int, str, float)
+    jobSucceeded = Signal(str, float)  # name, seconds
+    jobFailed = Signal(str, str, str)  # name, message, traceback (empty for errors about a file)
+    jobCancelled = Signal(str)
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(1)
+        self._current: JobWorker | None = None
+        self._jobs: dict[JobSignals, _Job] = {}  # started and not yet finished; keyed by their signals
+
+    @property
+    def busy(self) -> bool:
+        return self._current is not None
+
+    @property
+    def current_name(self) -> str:
+        return self._current.name if self._current is not None else ""
+
+    def start(self, name: str, fn: Callable[..., Any], *args: Any,
+              on_result: Callable[[Any], None] | None = None,
+              on_error: Callable[[str], None] | None = None,
+              on_cancelled: Callable[[], None] | None = None,
+              **kwargs: Any) -> JobWorker | None:
+        """Start `fn` in the worker; returns None (and starts nothing) while another job runs."""
+        if self._current is not None:
+            log.info("refused job %s: %s is running", name, self._current.name)
+            return None
+        worker = JobWorker(fn, *args, name=name, parent=self, **kwargs)
+        s = worker.signals
+        self._jobs[s] = _Job(worker, {"result": on_result, "error": on_error, "cancelled": on_cancelled},
+                             time.monotonic())
+        s.progress.connect(self._on_progress)
+        s.result.connect(self._on_result)
+        s.error.connect(self._on_error)
+        s.cancelled.connect(self._on_cancelled)
+        s.finished.connect(self._on_finished)
+        self._current = worker
+        self.busyChanged.emit(True)
+        self.jobStarted.emit(name)
+        worker.start(self._pool)
+        return worker
+
+    # -- slots: queued from the pool thread, run in the GUI thread --------------------------------------
+    def _job(self) -> _Job | None:
+        return self._jobs.get(self.sender())
+
+    @Slot(int, int, str, float)
+    def _on_progress(self, done: int, total: int, message: str, eta: float) -> None:
+        job = self._job()
+        if job is not None and job.worker is self._current:
+            self.jobProgress.emit(done, total, message, eta)
+
+    @Slot(object)
+    def _on_result(self, value: object) -> None:
+        self._outcome(self._job(), "result", value)
+
+    @Slot(str)
+    def _on_error(self, message: str) -> None:
+        self._outcome(self._job(), "error", message)
+
+    @Slot()
+    def _on_cancelled(self) -> None:
+        self._outcome(self._job(), "cancelled", None)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        signals = self.sender()
+        if self._jobs.pop(signals, None) is not None:
+            signals.deleteLater()  # owned by the runner, deleted in this (its) thread
+
+    def _outcome(self, job: _Job | None, kind: str, payload: Any) -> None:
+        if job is None or job.worker is not self._current:
+            return
+        worker = job.worker
+        self._current = None
+        self.busyChanged.emit(False)
+        if kind == "result":
+            self.jobSucceeded.emit(worker.name, time.monotonic() - job.t0)
+        elif kind == "error":
+            self.jobFailed.emit(worker.name, payload, worker.traceback_text)
+        else:
+            self.jobCancelled.emit(worker.name)
+        callback = job.callbacks.get(kind)
+        if callback is not None:
+            callback(*(() if kind == "cancelled" else (payload,)))
+
+    def cancel(self) -> None:
+        """Cancel the running job (the UI returns to idle when the job reaches its next check)."""
+        if self._current is not None:
+            self._current.cancel()
+
+    def shutdown(self, timeout_ms: int = 5000) -> bool:
+        """Cancel and wait for the pool (closing the window); True when nothing is left running."""
+        self.cancel()
+        return self._pool.waitForDone(timeout_ms)

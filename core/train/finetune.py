@@ -1,0 +1,92 @@
+"""Fine-tuning a pruned model: the training loop started from the pruned weights, with GIoU and
+distillation from the unpruned teacher, and mAP measured before and after on the same split."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, replace
+from typing import Callable
+
+from core.data.grozi import open_dataset
+from core.detect import Detector, pick_device
+from core.eval.evaluate import EvalConfig, evaluate
+from core.jobs import CancelToken, Progress, no_progress
+from core.model.checkpoint import load_model
+from core.train.batches import BatchConfig
+from core.train.loop import TrainConfig, TrainResult, train
+from core.train.loss import LossConfig
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    model: str  # the pruned model
+    dataset: str
+    out: str
+    teacher: str = ""  # the unpruned model; empty: no distillation
+    epochs: float = 1.0  # passes over the training images (iterations = epochs * images / batch)
+    iterations: int = 0  # overrides epochs when > 0
+    lr: float = 2e-4
+    optimizer: str = "adamw"
+    giou_weight: float = 0.5
+    distill_score_weight: float = 1.0
+    distill_attention_weight: float = 1.0
+    batch: BatchConfig = field(default_factory=lambda: BatchConfig(class_batch_size=6, crop_size=384))
+    eval_images: int = 0  # images of the val split for before/after mAP (0: all)
+    evaluate_before_after: bool = True
+    checkpoint_every: int = 25
+    seed: int = 0
+    device: str = "auto"
+    threads: int = 0
+    work_dir: str = ""
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    out: str
+    map_before: float | None
+    map_after: float | None
+    teacher_map: float | None
+    train: TrainResult
+
+    def to_json(self) -> dict:
+        return {"out": self.out, "map_before": self.map_before, "map_after": self.map_after,
+                "teacher_map": self.teacher_map, "iterations": self.train.iterations,
+                "seconds": round(self.train.seconds, 1), "final_loss": self.train.final_loss}
+
+
+def iterations_for(cfg: FinetuneConfig, num_images: int) -> int:
+    if cfg.iterations > 0:
+        return cfg.iterations
+    return max(1, math.ceil(cfg.epochs * num_images / cfg.batch.batch_size))
+
+
+def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: CancelToken | None = None,
+             log: Callable[[dict], None] | None = None) -> FinetuneResult:
+    cancel = cancel or CancelToken()
+    train_ds = open_dataset(cfg.dataset, "train")
+    val_ds = open_dataset(cfg.dataset, "val") if cfg.evaluate_before_after else None
+    device = pick_device(cfg.device)
+    loaded = load_model(cfg.model)
+    scale = float(loaded.meta.get("eval_scale") or train_ds.eval_scale)
+    eval_cfg = EvalConfig(max_images=cfg.eval_images)
+
+    def val_map(model) -> float | None:
+        if val_ds is None:
+            return None
+        return evaluate(Detector(model, device, target_size=scale), val_ds, split="val", config=eval_cfg,
+                        cancel=cancel).map
+
+    before = val_map(loaded.model)
+    teacher_map = val_map(load_model(cfg.teacher).model) if cfg.teacher else None
+    tcfg = TrainConfig(
+        dataset=cfg.dataset, out=cfg.out, work_dir=cfg.work_dir, init=cfg.model, teacher=cfg.teacher,
+        iterations=iterations_for(cfg, len(train_ds.images)), lr=cfg.lr, optimizer=cfg.optimizer, warmup=10,
+        batch=replace(cfg.batch, train_scale=cfg.batch.train_scale or scale),
+        loss=LossConfig(giou_weight=cfg.giou_weight),
+        distill_score_weight=cfg.distill_score_weight if cfg.teacher else 0.0,
+        distill_attention_weight=cfg.distill_attention_weight if cfg.teacher else 0.0,
+        eval_every=0, checkpoint_every=cfg.checkpoint_every, seed=cfg.seed, device=cfg.device, threads=cfg.threads,
+    )
+    res = train(tcfg, progress=progress, cancel=cancel, log=log)
+    after = val_map(load_model(cfg.out).model)
+    return FinetuneResult(cfg.out, before, after, teacher_map, res)

@@ -1,0 +1,107 @@
+"""Fixtures for the GUI tests (run offscreen): isolated QSettings, a tiny random OS2D model, a window whose
+QMessageBoxes are recorded instead of blocking, and a synthetic target image."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PySide6.QtCore import QSettings  # noqa: E402
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from app.main import configure_pyqtgraph  # noqa: E402
+
+JOB_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _pyqtgraph_options():
+    configure_pyqtgraph()
+
+
+@pytest.fixture(autouse=True)
+def _isolated_settings(tmp_path, monkeypatch):
+    """Recent files and window state go to a temporary folder, never the user's config."""
+    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    yield
+
+
+@pytest.fixture(scope="session")
+def tiny_model_path(tmp_path_factory) -> Path:
+    """A random-weight OS2D with a ResNet-18 trunk, saved in our format (a few seconds to build)."""
+    from core.model.checkpoint import save_model
+    from core.model.os2d import ModelConfig, OS2DModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("models") / "tiny18.pt"
+    save_model(OS2DModel(ModelConfig(backbone="resnet18")), path, meta={"eval_scale": 480})
+    return path
+
+
+@pytest.fixture(scope="session")
+def scene(tmp_path_factory) -> tuple[Path, list[tuple[int, int, int, int]]]:
+    """A 640x480 target with two patches pasted twice each, and the patch boxes (x0, y0, x1, y1)."""
+    from app.main import _synthetic_scene
+
+    return _synthetic_scene(tmp_path_factory.mktemp("scene"))
+
+
+class MessageBoxes(list):
+    """Records every QMessageBox shown; `answer` is the button each one returns."""
+
+    answer = QMessageBox.StandardButton.Ok
+
+    def texts(self) -> list[str]:
+        return [m["text"] for m in self]
+
+
+@pytest.fixture
+def message_boxes(monkeypatch) -> MessageBoxes:
+    """QMessageBox.exec is recorded and answered without blocking."""
+    shown = MessageBoxes()
+
+    def fake_exec(self):
+        shown.append({"icon": self.icon(), "title": self.windowTitle(), "text": self.text(),
+                      "details": self.detailedText()})
+        return shown.answer
+
+    monkeypatch.setattr(QMessageBox, "exec", fake_exec)
+    return shown
+
+
+@pytest.fixture
+def window(qtbot, message_boxes):
+    from app.main_window import MainWindow
+    from app.state import Session
+
+    w = MainWindow(Session(QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, "t", "t")))
+    qtbot.addWidget(w)
+    w.show()
+    yield w
+    w.runner.shutdown(10_000)
+    message_boxes.answer = QMessageBox.StandardButton.Discard  # no unsaved-changes question at teardown
+    w.close()
+
+
+@pytest.fixture
+def wait_idle(qtbot):
+    """wait_idle(window[, timeout_ms]): spin the event loop until the window's runner has no job."""
+
+    def wait(window, timeout_ms: int = JOB_TIMEOUT_MS) -> None:
+        qtbot.waitUntil(lambda: not window.runner.busy, timeout=timeout_ms)
+
+    return wait
+
+
+@pytest.fixture
+def loaded(window, wait_idle, tiny_model_path):
+    """The window with the tiny model loaded through the worker."""
+    assert window.controller.open_model(tiny_model_path)
+    wait_idle(window)
+    assert window.session.model is not None
+    return window

@@ -1,0 +1,117 @@
+"""Training: the loss learns, checkpoints are atomic, and a killed or cancelled run resumes exactly."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.data.synth import SynthConfig, generate
+from core.jobs import CancelToken, Cancelled
+from core.model.checkpoint import load_model
+from core.train.batches import BatchConfig
+from core.train.loop import TrainConfig, train
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tiny_synth(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth") / "ds"
+    generate(out, SynthConfig(num_train_classes=4, num_val_classes=2, num_train_images=4, num_val_images=2,
+                              image_size=(320, 240), eval_scale=240, demo_video=False))
+    return out
+
+
+def _cfg(ds, out, **kw):
+    base = dict(dataset=str(ds), out=str(out), backbone="resnet18", iterations=6, lr=1e-3, warmup=2,
+                batch=BatchConfig(batch_size=2, class_batch_size=2, crop_size=160, train_scale=240),
+                eval_every=0, checkpoint_every=2, seed=0, device="cpu")
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _weights(path):
+    return load_model(path).model.state_dict()
+
+
+def test_cancelled_run_resumes_to_the_same_weights(tiny_synth, tmp_path):
+    ref = train(_cfg(tiny_synth, tmp_path / "ref.pt"))
+    assert ref.iterations == 6 and len(ref.history) == 6
+
+    token = CancelToken()
+
+    def stop_after_3(done, total, msg=""):
+        if done == 3:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        train(_cfg(tiny_synth, tmp_path / "b.pt"), progress=stop_after_3, cancel=token)
+    assert not (tmp_path / "b.pt").exists()  # no final model from a cancelled run
+    last = tmp_path / "b.run" / "last.pt"
+    assert torch.load(last, weights_only=True)["state"]["iteration"] == 2  # the last good checkpoint
+    res = train(_cfg(tiny_synth, tmp_path / "b.pt"))
+    assert res.iterations == 6
+    assert [h["iteration"] for h in res.history] == list(range(1, 7))
+    a, b = _weights(tmp_path / "ref.pt"), _weights(tmp_path / "b.pt")
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+    meta = load_model(tmp_path / "b.pt").meta
+    assert meta["training"]["iterations"] == 6 and meta["eval_scale"] == 240
+
+
+def test_killed_process_resumes_and_finishes(tiny_synth, tmp_path):
+    out = tmp_path / "k.pt"
+    cmd = [sys.executable, "-m", "core.cli", "train", "--dataset", str(tiny_synth), "--out", str(out),
+           "--iterations", "40", "--batch-size", "2", "--class-batch-size", "2", "--crop-size", "160",
+           "--train-scale", "240", "--eval-every", "0", "--checkpoint-every", "2", "--threads", "1"]
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    last = tmp_path / "k.run" / "last.pt"
+    deadline = time.time() + 120
+    while not last.exists() and time.time() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert last.exists() and not out.exists()
+    it = torch.load(last, weights_only=True)["state"]["iteration"]
+    assert 0 < it < 40
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "after 40 iterations" in done.stdout
+    assert load_model(out).meta["training"]["iterations"] == 40
+
+
+def test_refuses_to_overwrite_its_init_model(tiny_synth, tmp_path):
+    from core.model.checkpoint import CheckpointError, save_model
+    from core.model.os2d import ModelConfig, OS2DModel
+
+    init = save_model(OS2DModel(ModelConfig("resnet18")), tmp_path / "init.pt")
+    with pytest.raises(CheckpointError, match="overwrite"):
+        train(_cfg(tiny_synth, init, init=str(init)))
+
+
+def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_synth, tmp_path):
+    torchrun = Path(sys.executable).with_name("torchrun")
+    if not torchrun.exists():
+        pytest.skip("torchrun not installed next to this python")
+    out = tmp_path / "ddp.pt"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "core.cli", "train",
+           "--dataset", str(tiny_synth), "--out", str(out), "--iterations", "3", "--batch-size", "2",
+           "--class-batch-size", "2", "--crop-size", "160", "--train-scale", "240", "--eval-every", "0",
+           "--checkpoint-every", "3", "--threads", "1", "--device", "cpu"]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    digests = {}
+    for line in (done.stdout + done.stderr).splitlines():
+        if "weights sha256" in line:
+            parts = line.split()
+            digests[parts[parts.index("rank") + 1]] = parts[-1]
+    assert set(digests) == {"0/2", "1/2"}, done.stdout[-2000:]
+    assert digests["0/2"] == digests["1/2"]
+    assert load_model(out).meta["training"]["world_size"] == 2
