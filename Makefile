@@ -11,8 +11,15 @@ $(STAMP): pyproject.toml scripts/setup.sh
 
 setup: $(STAMP)
 
+# With a display: the desktop app on the embedded default model. Without one: the app's offscreen
+# self-test, then the headless one-shot detection demo (writes out/annotated.png).
 run: $(STAMP)
-	$(PY) -m core.run_default
+	@if [ -n "$$DISPLAY" ] || [ -n "$$WAYLAND_DISPLAY" ]; then \
+		$(PY) -m app; \
+	else \
+		echo "make run: no display found, running headless (offscreen self-test + detection demo)"; \
+		QT_QPA_PLATFORM=offscreen $(PY) -m app --self-test && $(PY) -m core.run_default; \
+	fi
 
 test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"

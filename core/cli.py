@@ -138,7 +138,7 @@ def cmd_train(args) -> int:
                       init=args.init or "", init_trunk=args.init_trunk or "", iterations=args.iterations, lr=args.lr,
                       optimizer=args.optimizer, batch=batch, eval_every=args.eval_every, eval_images=args.eval_images,
                       checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device, threads=args.threads,
-                      resume=not args.restart)
+                      resume=not args.restart, remap_from=args.remap_from)
     if args.teacher:
         cfg = replace(cfg, teacher=args.teacher)
     res = train(cfg, progress=ConsoleProgress("train"),
@@ -316,6 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=0)
     t.add_argument("--device", default="auto")
+    t.add_argument("--remap-from", type=float, default=0.0,
+                   help="fraction of the run trained on anchor targets before OS2D's target remapping starts")
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the work folder")
     t.set_defaults(func=cmd_train)
     im = sub.add_parser("importance", help="rank channels (gradient-free criteria, or the gradient references)")

@@ -55,6 +55,8 @@ class TrainConfig:
     freeze_bn: bool = False  # fine-tuning a trained model: keep BN statistics fixed
     batch: BatchConfig = field(default_factory=BatchConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    remap_from: float = 0.0  # fraction of the run before which classification uses anchor targets (from scratch,
+    # predicted boxes rarely reach remapping's IoU 0.8 and the classifier would see almost no positives)
     distill_score_weight: float = 0.0
     distill_attention_weight: float = 0.0
     eval_every: int = 500
@@ -258,7 +260,8 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
             bsz, c, _, a = pred.loc.shape
             pred_boxes = box_coder.decode(pred.loc.detach().float().permute(0, 1, 3, 2).reshape(-1, 4),
                                     anchors.repeat(bsz * c, 1)).view(bsz, c, a, 4)
-        remapped = remap_targets(pred_boxes, gt_boxes, gt_labels, gt_diff, cfg.loss)
+        remapped = (remap_targets(pred_boxes, gt_boxes, gt_labels, gt_diff, cfg.loss)
+                    if it >= cfg.remap_from * cfg.iterations else None)
         losses = detection_loss(pred.loc.float(), pred.cls.float(), pred.cls_transform_detached.float(), targets,
                                 anchors, cfg.loss, remapped)
         loss = losses["loss"]
