@@ -252,6 +252,32 @@ def cmd_finetune(args) -> int:
     return 0
 
 
+# -- compare -----------------------------------------------------------------------------------------
+def cmd_compare(args) -> int:
+    from core.compare import compare_video
+
+    original = _load(args.original)
+    pruned = _load(args.pruned)
+    res = compare_video(original, pruned, args.class_image, args.video, out_video=args.out, out_json=args.json,
+                        target_size=_target_size(args, original), score_threshold=args.score_threshold,
+                        nms_iou=args.nms_iou, max_detections=args.max_detections,
+                        mode="live" if args.live else "offline", device=args.device,
+                        max_frames=args.max_frames or None, progress=ConsoleProgress("compare"))
+    print(f"{res.processed_count} of {res.frame_count} frames processed ({res.mode}, target size "
+          f"{res.target_size:g}, {res.device})" + (f", {len(res.skipped)} skipped to keep up" if res.skipped else ""))
+    for side in (res.original, res.pruned):
+        print(f"{side.name:<28} mean {side.mean_ms:8.1f} ms  median {side.median_ms:8.1f} ms  {side.fps:6.2f} FPS  "
+              f"{side.parameters:,} params")
+    a = res.agreement
+    speed = f"speedup {res.speedup:.2f}x; " if res.speedup else ""
+    print(f"{speed}boxes found by both {a.matched}, only original {a.only_original}, only pruned {a.only_pruned} "
+          f"(agreement {a.rate:.1%})")
+    for path in (res.out_video, res.out_json):
+        if path:
+            print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="os2d-studio", description="OS2D one-shot detection, importance, pruning.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -373,6 +399,22 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pf.add_argument("--json")
     pf.set_defaults(func=cmd_profile)
+
+    cp = sub.add_parser("compare", help="original vs pruned on a video: side-by-side video, latency, FPS, agreement")
+    cp.add_argument("--original", help="the original model (default: the embedded default model)")
+    cp.add_argument("--pruned", required=True, help="the pruned model")
+    cp.add_argument("--class-image", action="append", required=True, help="class image (repeat for several)")
+    cp.add_argument("--video", required=True, help="video file, image folder, or camera:N")
+    cp.add_argument("--out", help="write the side-by-side video here (.mp4; falls back to .avi)")
+    cp.add_argument("--json", help="write latency, FPS and agreement statistics here")
+    cp.add_argument("--target-size", type=float, default=0, help="S: resize so h*w ≈ S² (default: the original's)")
+    cp.add_argument("--live", action="store_true", help="skip frames to keep up with the video's frame rate")
+    cp.add_argument("--score-threshold", type=float, default=0.5)
+    cp.add_argument("--nms-iou", type=float, default=0.3)
+    cp.add_argument("--max-detections", type=int, default=50)
+    cp.add_argument("--max-frames", type=int, default=0, help="stop after this many processed frames")
+    cp.add_argument("--device", default="auto")
+    cp.set_defaults(func=cmd_compare)
     return p
 
 

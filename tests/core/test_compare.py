@@ -1,0 +1,222 @@
+"""Original vs pruned on video: offline/live runs, outputs, cancellation, disagreement flags, CLI."""
+
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.cli import main
+from core.compare import (
+    ONLY_COLOR, CompareResult, SideResult, compare, compare_video, match_detections, render_side_by_side,
+)
+from core.data.video import ImageFolderSource, VideoError, VideoFileSource
+from core.detect import ClassBank, Detections
+from core.jobs import CancelToken, Cancelled
+from core.model.checkpoint import save_model
+from core.model.os2d import ModelConfig, OS2DModel
+from core.prune.job import prune
+from core.prune.plan import PruningPlan, weight_magnitude_importance
+
+W, H, N, FPS = 160, 120, 12, 10.0
+
+
+def frame_rgb(i: int) -> np.ndarray:
+    """Frame i: a flat colour that encodes i and a white patch moving right (as in test_video)."""
+    f = np.zeros((H, W, 3), np.uint8)
+    f[:, :] = (min(255, 20 * i), 60, 120)
+    f[30:60, 8 * i:8 * i + 30] = 255
+    return f
+
+
+def write_cv2(path: Path, fourcc: str, n: int = N) -> Path:
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), FPS, (W, H))
+    assert w.isOpened()
+    for i in range(n):
+        w.write(cv2.cvtColor(frame_rgb(i), cv2.COLOR_RGB2BGR))
+    w.release()
+    return path
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+SIZE = 96  # target size: small and fast; the video is 160x120
+
+
+@pytest.fixture(scope="module")
+def models() -> tuple[OS2DModel, OS2DModel]:
+    torch.manual_seed(0)
+    original = OS2DModel(ModelConfig("resnet18")).eval()
+    pruned = prune(original, PruningPlan(ratio=0.3, criterion="weight_l1"), weight_magnitude_importance(original)).model
+    return original, pruned
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> Path:
+    return write_cv2(tmp_path_factory.mktemp("cmp") / "in.mp4", "mp4v")
+
+
+CLASS = frame_rgb(3)[25:65, 20:60]  # the patch with some background
+
+
+def test_offline_writes_side_by_side_and_json(models, video, tmp_path):
+    seen = []
+    res = compare_video(*models, [CLASS], video, out_video=tmp_path / "sbs.mp4", out_json=tmp_path / "s.json",
+                        target_size=SIZE, score_threshold=-1.0, max_detections=5,
+                        on_frame=lambda fr: seen.append((fr.index, fr.image.shape)))
+    assert isinstance(res, CompareResult)
+    assert (res.frame_count, res.processed_count, res.skipped, res.mode) == (N, N, (), "offline")
+    assert seen == [(i, (H, W, 3)) for i in range(N)]  # the GUI gets every frame, with its image
+    assert all(f.image is None for f in res.frames)  # the stored result holds no images
+    assert res.pruned.parameters < res.original.parameters
+    for side in (res.original, res.pruned):
+        assert side.mean_ms > 0 and side.fps == pytest.approx(1e3 / side.mean_ms)
+    assert res.agreement.matched + res.agreement.only_original == res.original.detections
+    assert res.agreement.matched + res.agreement.only_pruned == res.pruned.detections
+    with VideoFileSource(res.out_video) as src:  # playable, one output frame per input frame
+        assert res.out_video == str(tmp_path / "sbs.mp4")
+        assert src.frame_count == N and src.size == (2 * W + 4, H) and src.fps == FPS
+        assert len(list(src)) == N
+    data = json.loads((tmp_path / "s.json").read_text())
+    assert data["original"]["mean_latency_ms"] == pytest.approx(res.original.mean_ms, abs=1e-3)
+    assert data["pruned"]["mean_latency_ms"] > 0 and data["pruned"]["fps"] > 0
+    assert data["processed_count"] == N and len(data["frames"]) == N and data["out_video"] == res.out_video
+    assert sorted(leftovers(tmp_path)) == ["s.json", "sbs.mp4"]
+
+
+class SlowDetector:
+    """Stands in for Detector: fixed detections after `delay` seconds (detection slower than the video)."""
+
+    def __init__(self, delay: float, boxes) -> None:
+        self.delay, self.boxes, self.target_size, self.name = delay, np.asarray(boxes, np.float32), 64.0, "slow"
+
+    def prepare_classes(self, images, class_ids=None, names=None):
+        return ClassBank(torch.zeros(len(images), 1, 15, 15), list(range(len(images))), list(names or ["a"]))
+
+    def detect(self, target, bank, **kw):
+        t = time.perf_counter()
+        time.sleep(self.delay)
+        n = len(self.boxes)
+        return Detections(self.boxes, np.linspace(0.9, 0.6, n).astype(np.float32), np.zeros(n, np.int64),
+                          image_size=(target.shape[1], target.shape[0]), seconds=time.perf_counter() - t)
+
+
+def test_live_skips_frames_when_detection_is_slower(video, tmp_path):
+    """10 fps video, ~0.16 s per processed frame (two sides × 0.08 s): roughly every other frame is skipped."""
+    a = SlowDetector(0.08, [[10, 10, 50, 50], [100, 20, 150, 60]])
+    b = SlowDetector(0.08, [[12, 11, 52, 50]])
+    processed = []
+    res = compare_video(a, b, [CLASS], video, out_video=tmp_path / "live.mp4", mode="live",
+                        on_frame=lambda fr: processed.append(fr.index))
+    assert res.mode == "live" and res.frame_count == N
+    assert 1 <= len(res.skipped) <= N - 2 and res.processed_count == N - len(res.skipped)
+    assert sorted(processed + list(res.skipped)) == list(range(N)) and not set(processed) & set(res.skipped)
+    assert processed[0] == 0 and processed[-1] == N - 1  # the newest frame is never dropped
+    assert sum(f.skipped_before for f in res.frames) == len(res.skipped)
+    assert res.original.mean_ms >= 75 and res.agreement.only_original == res.processed_count
+    with VideoFileSource(res.out_video) as src:  # skipped frames are shown with the latest results
+        assert src.frame_count == N
+
+
+def test_live_with_real_models_and_a_fast_source(models, tmp_path):
+    """A 1000 fps image sequence: after the first frame every frame but the last is already stale."""
+    for i in range(6):
+        cv2.imwrite(str(tmp_path / f"{i:02d}.png"), frame_rgb(i))
+    res = compare(*models, [CLASS], ImageFolderSource(tmp_path, fps=1000), target_size=SIZE, mode="live")
+    assert [f.index for f in res.frames] == [0, 5] and res.skipped == (1, 2, 3, 4)
+    offline = compare(*models, [CLASS], ImageFolderSource(tmp_path, fps=1000), target_size=SIZE, max_frames=3)
+    assert offline.processed_count == 3 and offline.skipped == ()
+
+
+def test_cancel_stops_and_leaves_no_output(video, tmp_path):
+    token = CancelToken()
+    calls = []
+
+    def on_frame(fr):
+        calls.append(fr.index)
+        if fr.index == 1:
+            token.cancel()
+
+    a = SlowDetector(0.0, [[10, 10, 50, 50]])
+    with pytest.raises(Cancelled):
+        compare_video(a, a, [CLASS], video, out_video=tmp_path / "c.mp4", out_json=tmp_path / "c.json",
+                      cancel=token, on_frame=on_frame)
+    assert calls == [0, 1]
+    assert leftovers(tmp_path) == []
+
+
+def test_decode_failure_mid_stream_fails_the_job_without_output(tmp_path):
+    src = write_cv2(tmp_path / "in.avi", "MJPG")
+    data = src.read_bytes()
+    src.write_bytes(data[: int(len(data) * 0.6)])
+    out = tmp_path / "out"
+    out.mkdir()
+    a = SlowDetector(0.0, [[10, 10, 50, 50]])
+    with pytest.raises(VideoError, match=r"in\.avi: frame \d+ could not be decoded"):
+        compare_video(a, a, [CLASS], src, out_video=out / "c.mp4", out_json=out / "c.json")
+    assert leftovers(out) == []
+
+
+def dets(boxes, labels, scores=None) -> Detections:
+    n = len(boxes)
+    scores = np.linspace(0.9, 0.5, n) if scores is None else scores
+    return Detections(np.asarray(boxes, np.float32).reshape(-1, 4), np.asarray(scores, np.float32),
+                      np.asarray(labels, np.int64), image_size=(W, H), seconds=0.05)
+
+
+def test_only_one_side_flags_on_hand_made_detections():
+    a = dets([[10, 10, 50, 50], [60, 10, 100, 50], [0, 60, 40, 100], [110, 60, 150, 100]], [0, 1, 0, 0])
+    b = dets([[12, 12, 52, 52],   # same class, IoU 0.82 with a[0]: found by both
+              [60, 10, 100, 50],  # same place as a[1] but another class: not a match
+              [20, 60, 60, 100],  # IoU 0.33 with a[2]: below 0.5
+              [112, 60, 152, 100]], [0, 0, 0, 0])
+    m = match_detections(a, b)
+    assert m.only_a.tolist() == [False, True, True, False]
+    assert m.only_b.tolist() == [False, True, True, False]
+    assert [(i, j) for i, j, _ in m.pairs] == [(0, 0), (3, 3)] and m.mean_iou > 0.8
+    # greedy by score: of two candidates for one box, the higher-scoring one takes it
+    two = dets([[10, 10, 50, 50], [11, 10, 51, 50]], [0, 0], scores=[0.6, 0.9])
+    m2 = match_detections(two, dets([[10, 10, 50, 50]], [0]))
+    assert m2.only_a.tolist() == [True, False]
+    empty = dets([], [])
+    assert match_detections(empty, a).only_b.all() and len(match_detections(a, empty).only_a) == 4
+
+
+def test_render_marks_boxes_only_one_side_found():
+    frame = np.full((H, W, 3), 90, np.uint8)
+    a = dets([[20, 30, 60, 70]], [0])
+    b = dets([[90, 30, 130, 70]], [0])
+    m = match_detections(a, b)
+    img = render_side_by_side(frame, SideResult(a, m.only_a, 0.05, 20.0), SideResult(b, m.only_b, 0.02, 50.0), ["x"])
+    assert img.shape == (H, 2 * W + 4, 3) and img.dtype == np.uint8
+    magenta = np.all(img == ONLY_COLOR, axis=-1)
+    assert magenta[:, :W].any() and magenta[:, W + 4:].any()
+    agreed = render_side_by_side(frame, a, a, ["x"], 20.0, 20.0)  # plain Detections: nothing flagged
+    assert not np.all(agreed == ONLY_COLOR, axis=-1).any()
+    assert not np.array_equal(img[:, :W], agreed[:, :W])
+
+
+def test_cli_compare(models, video, tmp_path, capsys):
+    o, p = tmp_path / "o.pt", tmp_path / "p.pt"
+    save_model(models[0], o, meta={"eval_scale": SIZE})
+    save_model(models[1], p, meta={"eval_scale": SIZE})
+    cls = tmp_path / "patch.png"
+    cv2.imwrite(str(cls), CLASS)
+    rc = main(["compare", "--original", str(o), "--pruned", str(p), "--class-image", str(cls), "--video", str(video),
+               "--out", str(tmp_path / "out.mp4"), "--json", str(tmp_path / "out.json"), "--max-frames", "3",
+               "--score-threshold", "-1"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "3 of 3 frames processed" in out and "o.pt" in out and "p.pt" in out and out.count(" FPS") == 2
+    assert json.loads((tmp_path / "out.json").read_text())["target_size"] == SIZE
+    with VideoFileSource(tmp_path / "out.mp4") as src:
+        assert src.frame_count == 3
+    rc = main(["compare", "--original", str(o), "--pruned", str(p), "--class-image", str(cls),
+               "--video", str(tmp_path / "nope.mp4"), "--out", str(tmp_path / "x.mp4")])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.strip() == f"error: {tmp_path / 'nope.mp4'}: file not found"
+    assert not (tmp_path / "x.mp4").exists()
