@@ -212,6 +212,8 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
         optimizer.load_state_dict(ck["optimizer"])
         state.update(ck["state"])
         meta = ck.get("meta", meta)
+        if cfg.batch.train_scale:  # a resumed run may continue at another scale; evaluate where it trains
+            meta["eval_scale"] = float(cfg.batch.train_scale)
     elif cfg.resume is False and last.exists() and rank == 0:
         last.unlink()
 
