@@ -318,6 +318,12 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
         if rank == 0 and ((it + 1) % cfg.checkpoint_every == 0 or done):
             save_last()
 
+    if world > 1:
+        # DDP syncs buffers at the start of each forward, so after the last step every rank's BN running
+        # statistics reflect its own last batch: take rank 0's, the ones that get saved
+        with torch.no_grad():
+            for buf in model.buffers():
+                dist.broadcast(buf, 0)
     if rank == 0:
         final_meta = {**meta, "training": {"iterations": state["iteration"], "seconds": round(state["seconds"], 1),
                                            "config": cfg.to_json(), "device": str(device), "world_size": world},
