@@ -36,7 +36,7 @@ def main(src: str, dst: str = "resources/samples") -> None:
               "box_relative_xyxy": [float(r[k]) for k in ("lx", "ty", "rx", "by")]} for r in rows]
     manifest = {"source": f"{src_p.name} (os2d-studio synth, held-out val classes)", "shelf_image": "shelf.jpg",
                 "class_images": names, "ground_truth": boxes, "demo_video": "demo.mp4",
-                "demo_class_images": demo_names, "min_score": 0.5}
+                "demo_class_images": demo_names, "min_score": 0.75}
     (dst_p / "samples.json").write_text(json.dumps(manifest, indent=1))
     print(f"wrote {dst_p}: {len(names)} class images, shelf image, demo video")
 
