@@ -10,6 +10,8 @@ message names the file and says what is wrong.
 
 from __future__ import annotations
 
+from core.errors import InputError
+
 import csv
 import json
 import math
@@ -34,13 +36,8 @@ _GROZI_SPEC = re.compile(r"^grozi(?P<subset>-[A-Za-z-]+)?:(?P<path>.*)$", re.IGN
 _MAX_NAMED_FILES = 5
 
 
-class DatasetError(ValueError):
+class DatasetError(InputError):
     """A dataset that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass(frozen=True, eq=False)

@@ -7,6 +7,8 @@ grayscale/RGBA/16-bit handled) and resize with Pillow exactly as OS2D does.
 
 from __future__ import annotations
 
+from core.errors import InputError
+
 import math
 import os
 from dataclasses import dataclass
@@ -24,12 +26,8 @@ EVAL_PYRAMID_SCALES = (0.5, 0.625, 0.8, 1.0, 1.2, 1.4, 1.6)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 
 
-class ImageError(ValueError):
+class ImageError(InputError):
     """An image that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path, problem: str) -> None:
-        self.path = str(path)
-        super().__init__(f"{path}: {problem}")
 
 
 def to_rgb_uint8(img: np.ndarray, source="<array>") -> np.ndarray:

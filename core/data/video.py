@@ -12,6 +12,8 @@ fails to decode part-way — which we report as an error naming the frame instea
 
 from __future__ import annotations
 
+from core.errors import InputError
+
 import os
 import tempfile
 import time
@@ -29,13 +31,8 @@ DEFAULT_CAMERA_FPS = 30.0  # when the driver reports none
 CAMERA_PREFIX = "camera:"
 
 
-class VideoError(ValueError):
+class VideoError(InputError):
     """A video, camera or frame folder that cannot be used; the message names it and the problem."""
-
-    def __init__(self, source, problem: str) -> None:
-        self.source = str(source)
-        self.problem = problem
-        super().__init__(f"{source}: {problem}")
 
 
 @dataclass(frozen=True, eq=False)

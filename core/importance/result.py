@@ -8,6 +8,8 @@ arrays). JSON is the commit point: the npz is written first.
 
 from __future__ import annotations
 
+from core.errors import InputError
+
 import hashlib
 import io
 import json
@@ -36,13 +38,8 @@ GRADIENT_FREE = tuple(CRITERIA)
 _SEP = "|"
 
 
-class ImportanceFileError(ValueError):
+class ImportanceFileError(InputError):
     """An importance file that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 def model_digest(model: OS2DModel) -> str:

@@ -7,6 +7,8 @@ without its parent), provenance and metrics; the shared trunk is stored once.
 
 from __future__ import annotations
 
+from core.errors import InputError
+
 import hashlib
 import io
 import json
@@ -29,13 +31,8 @@ CLASS_TRUNK = "net_label_features.net_class_features."
 REGRESSOR = "os2d_head_creator.aligner.parameter_regressor."
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A model file that cannot be used; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass(frozen=True)
