@@ -125,6 +125,11 @@ class AppController(QObject):
         except OSError as e:
             self.dialogs.error("Cannot save project", f"{path}: {e}")
             return False
+        if self.session.pruned is not None and not self.session.pruned.path:
+            self.dialogs.warning("Pruned model not saved",
+                                 "The project records the plan and the importance, but the pruned model exists only "
+                                 "in memory: save it (Pruning tab → Save pruned model…) and save the project again "
+                                 "to reopen it with the project, or press Prune after reopening.")
         return True
 
     def confirm_discard(self) -> bool:

@@ -61,6 +61,10 @@ class Dialogs:
         path, _ = QFileDialog.getSaveFileName(self.parent, title, suggested, file_filter)
         return path or None
 
+    def open_folder(self, title: str, folder: str = "") -> str | None:
+        path = QFileDialog.getExistingDirectory(self.parent, title, folder)
+        return path or None
+
 
 class HeadlessDialogs(Dialogs):
     """Records messages instead of blocking; answers "discard" and picks no files (self-test, screenshots)."""
@@ -87,4 +91,7 @@ class HeadlessDialogs(Dialogs):
         return []
 
     def save_file(self, title: str, file_filter: str, suggested: str = "") -> str | None:
+        return None
+
+    def open_folder(self, title: str, folder: str = "") -> str | None:
         return None

@@ -8,6 +8,7 @@ they run in the worker and in tests alike. (Candidates to move into core once it
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from typing import Mapping, Sequence
@@ -18,15 +19,42 @@ from core.detect import DEFAULT_TARGET_SIZE, Detections, Detector
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import LoadedModel, load_model
 from core.model.summary import ModelSummary, summarize
+from core.prune.plan import PlanCostModel
+from core.prune.units import Unit, find_units
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ModelLoad:
-    """A loaded model, its summary, and the file size shown in the model panel."""
+    """A loaded model, its summary, and the file size shown in the model panel.
+
+    `units` and `cost` (the prunable units and the plan cost model) are computed with the load, in the
+    worker, so the pruning sliders predict sizes without touching the model; both are empty for a model
+    the pruning engine does not know. `digest` is `core.importance.result.model_digest`: it tells whether
+    an importance result belongs to these weights.
+    """
 
     loaded: LoadedModel
     summary: ModelSummary
     file_bytes: int
+    units: tuple[Unit, ...] = ()
+    cost: PlanCostModel | None = None
+    digest: str = ""
+
+
+def analyze_model(loaded: LoadedModel, file_bytes: int = 0) -> ModelLoad:
+    """Summary, prunable units, plan cost model and weight digest of a model already in memory."""
+    from core.importance.result import model_digest
+
+    summary = summarize(loaded.model)
+    try:
+        units = tuple(find_units(loaded.model))
+        cost = PlanCostModel.from_model(loaded.model, units)
+    except (ValueError, AttributeError, KeyError) as e:  # not an architecture the pruning engine knows
+        log.info("no pruning units for %s: %s", loaded.path or "(in memory)", e)
+        units, cost = (), None
+    return ModelLoad(loaded, summary, file_bytes, units, cost, model_digest(loaded.model))
 
 
 def load_model_job(path: str | os.PathLike, *, progress: Progress = no_progress,
@@ -37,9 +65,9 @@ def load_model_job(path: str | os.PathLike, *, progress: Progress = no_progress,
     loaded = load_model(path)
     cancel.raise_if_cancelled()
     progress(1, 2, "summarizing")
-    summary = summarize(loaded.model)
+    info = analyze_model(loaded, os.path.getsize(loaded.path))
     progress(2, 2, "done")
-    return ModelLoad(loaded, summary, os.path.getsize(loaded.path))
+    return info
 
 
 @dataclass(frozen=True)

@@ -194,12 +194,35 @@ def _step_cancel(ctx: SelfTestContext) -> str:
     return "job cancelled from the status bar, app idle"
 
 
+def _step_plan_and_prune(ctx: SelfTestContext) -> str:
+    """Pruning tab: a global ratio predicts a smaller model; Prune (data-free weight_l1) builds exactly that."""
+    w = ctx.window
+    panel = w.pruning_view.ratio_panel
+    if not w.session.model_info.units:
+        raise SelfTestError("the model has no prunable units")
+    panel.criterion.setCurrentText("weight_l1")
+    panel.global_slider.setValue(0.3)
+    predicted = panel.prediction
+    if predicted is None or predicted.parameters >= predicted.base_parameters:
+        raise SelfTestError(f"a 30 % plan should predict fewer parameters, got {predicted}")
+    if not w.workbench.prune():
+        raise SelfTestError("the Prune action did not start a job")
+    ctx.wait()
+    pruned = w.session.pruned_info
+    if pruned is None or pruned.summary.parameters != predicted.parameters:
+        raise SelfTestError(f"pruned model has {pruned.summary.parameters if pruned else None} parameters, "
+                            f"the plan predicted {predicted.parameters}")
+    return (f"30 % by weight_l1: {predicted.base_parameters:,} → {pruned.summary.parameters:,} parameters "
+            f"(as predicted), {predicted.size_mb:.2f} MB")
+
+
 SELF_TEST_STEPS: list[tuple[str, Callable[[SelfTestContext], str]]] = [
     ("start window", _step_window),
     ("load model", _step_load_model),
     ("model panel", _step_model_panel),
     ("detect", _step_detect),
     ("cancel job", _step_cancel),
+    ("plan + prune", _step_plan_and_prune),
 ]
 
 

@@ -1,7 +1,7 @@
 """The main window: layout and wiring only (docks, tabs, menus, status bar).
 
-Views own their widgets, the session owns the state, the controller owns model/project actions and the
-runner owns the job; this file only puts them together.
+Views own their widgets, the session owns the state, the controllers own the actions (models and
+projects; the pruning workbench's jobs) and the runner owns the job; this file only puts them together.
 """
 
 from __future__ import annotations
@@ -17,16 +17,17 @@ from app.controller import AppController
 from app.dialogs import Dialogs
 from app.state import Session
 from app.views.detection_view import DetectionView
+from app.views.importance_view import ImportanceView
 from app.views.job_status import JobStatusWidget
+from app.views.metrics_view import MetricsView
 from app.views.model_panel import ModelPanel
 from app.views.placeholder import PlaceholderView
+from app.views.pruning_view import PruningView
 from app.worker import JobRunner
+from app.workbench import WorkbenchController
 
 COMING = {
-    "Importance": "Per-channel importance heatmaps (gradient-free criteria from one forward pass) arrive here.",
-    "Pruning": "Prune ratios per unit, the predicted parameters / MACs / size, and surgery arrive here.",
     "Video": "Side-by-side original vs pruned detection on video (file or camera) with FPS arrives here.",
-    "Metrics": "mAP, latency and size plots of original and pruned models arrive here.",
 }
 
 
@@ -39,6 +40,7 @@ class MainWindow(QMainWindow):
             self.dialogs.parent = self
         self.runner = JobRunner(self)
         self.controller = AppController(self.session, self.runner, self.dialogs, self)
+        self.workbench = WorkbenchController(self.session, self.runner, self.dialogs, self)
 
         self.model_panel = ModelPanel(self.session, self.controller)
         dock = QDockWidget("Model", self)
@@ -50,11 +52,15 @@ class MainWindow(QMainWindow):
         self.resizeDocks([dock], [440], Qt.Orientation.Horizontal)
 
         self.detection_view = DetectionView(self.session, self.controller)
+        self.importance_view = ImportanceView(self.session, self.workbench)
+        self.pruning_view = PruningView(self.session, self.workbench)
+        self.metrics_view = MetricsView(self.session)
+        views = {"Importance": self.importance_view, "Pruning": self.pruning_view, "Detection": self.detection_view,
+                 "Metrics": self.metrics_view}
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         for title in ("Importance", "Pruning", "Detection", "Video", "Metrics"):
-            view = self.detection_view if title == "Detection" else PlaceholderView(title, COMING[title])
-            self.tabs.addTab(view, title)
+            self.tabs.addTab(views.get(title) or PlaceholderView(title, COMING[title]), title)
         self.tabs.setCurrentWidget(self.detection_view)
         self.setCentralWidget(self.tabs)
 

@@ -1,9 +1,13 @@
-"""The session: everything the views share (models, detection inputs and results, plan, importance).
+"""The session: everything the views share (models, detection inputs and results, plan, importance,
+metrics).
 
 Why one object: views never talk to each other; each reads the session and listens to its past-tense
 signals, and writes to it through setters. Nothing here runs torch: models arrive already loaded (from a
 worker job) and are only stored. A project file (JSON) records what is needed to rebuild a session --
-model paths, detection inputs and settings, and the opaque sections of later features (plan, importance).
+model paths, detection inputs and settings, the calibration/evaluation dataset, the pruning plan, the
+metrics (evaluations, sensitivity curves, the last fine-tuning loss curve) and a reference to the
+importance result, which is saved beside the project as `NAME.importance.npz/.json` (core's format, so
+`os2d-studio prune --importance NAME.importance` reads it too).
 """
 
 from __future__ import annotations
@@ -19,14 +23,33 @@ import numpy as np
 from PySide6.QtCore import QObject, QSettings, Signal
 
 from app.jobs import DetectionRun, ModelLoad
+from app.pruning_jobs import Evaluation, SensitivityResult, importance_mismatch
 from core.data.images import load_image
 from core.io import atomic_write_text
 from core.model.checkpoint import LoadedModel
+from core.prune.plan import PlanError, PruningPlan
 
 PROJECT_FORMAT = "os2d-studio-project"
 PROJECT_VERSION = 1
 PROJECT_SUFFIX = ".os2d.json"
 COMPARE_MODES = ("original", "pruned", "both")
+PREFERRED_CRITERIA = ("combined", "lcp", "taylor")  # what a fresh importance result selects, in this order
+SESSION_SECTIONS = ("plan", "importance", "metrics", "dataset")  # project sections the session owns
+
+
+def project_stem(path: str | os.PathLike) -> str:
+    """`study` for `study.os2d.json` (files saved beside a project are named after it)."""
+    name = Path(path).name
+    for suffix in (PROJECT_SUFFIX, ".json"):
+        if name.endswith(suffix) and len(name) > len(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+def importance_token(result: Any) -> dict:
+    """What identifies an importance result in a project (its arrays live in the .npz beside it)."""
+    return {"criteria": list(result.criteria), "units": len(result.units),
+            "calibration": result.calibration.to_json(), "model_sha256": (result.model or {}).get("sha256", "")}
 
 
 class ProjectError(ValueError):
@@ -169,6 +192,9 @@ class Session(QObject):
     detectionsChanged = Signal()
     planChanged = Signal()
     importanceChanged = Signal()
+    datasetChanged = Signal()
+    metricsChanged = Signal()  # evaluations, sensitivity or the fine-tuning summary changed
+    finetuneLogged = Signal(object)  # one loss entry of the running fine-tune (live curve)
     dirtyChanged = Signal(bool)
     projectPathChanged = Signal(str)
     recentChanged = Signal()
@@ -187,14 +213,20 @@ class Session(QObject):
         self.target_image: np.ndarray | None = None  # RGB uint8 [H, W, 3]
         self.detection_settings = DetectionSettings()
         self.detections: DetectionRun | None = None
-        self.plan: Any = None  # core.prune plan (a later feature); saved through `extra`
-        self.importance: Any = None  # core.importance result (a later feature)
+        self.plan = PruningPlan()  # what the ratio sliders edit
+        self.importance: Any = None  # core.importance.result.ImportanceResult of the original model
+        self.prune_result: Any = None  # core.prune.job.PruneResult of the pruned model, when pruned here
+        self.dataset_path: str | None = None  # calibration and evaluation data (folder or grozi:PATH)
+        self.evaluations: list[Evaluation] = []
+        self.sensitivity: SensitivityResult | None = None
+        self.finetune_log: list[dict] = []  # loss entries of the last fine-tuning run
+        self.finetune_summary: dict | None = None  # its FinetuneResult.to_json()
         self.extra: dict = {}
         self.project_path: str | None = None
         self.dirty = False
         self.project_problems: list[str] = []
-        self._saved = Project()  # what the project file on disk (or an empty session) holds
         self._images: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._saved = self.snapshot()  # what the project file on disk (or an empty session) holds
 
     # -- models ---------------------------------------------------------------------------------------
     @property
@@ -206,16 +238,27 @@ class Session(QObject):
         return self.pruned_info.loaded if self.pruned_info else None
 
     def set_model(self, info: ModelLoad | None) -> None:
+        """The original model. An importance result of other weights is dropped; unit overrides the new
+        model does not have are removed from the plan."""
         self.model_info = info
         if info is not None and info.loaded.path:
             self.recent_models.add(info.loaded.path)
             self.recentChanged.emit()
         self.set_detections(None)
+        if info is not None and self.importance is not None and importance_mismatch(self.importance, info):
+            self.set_importance(None)
+        if info is not None and info.units and self.plan.unit_ratios:
+            names = {u.name for u in info.units}
+            kept = {n: r for n, r in self.plan.unit_ratios if n in names}
+            if len(kept) != len(self.plan.unit_ratios):
+                self.set_plan(self.plan.with_changes(unit_ratios=kept))
         self.modelChanged.emit()
         self.mark_dirty()
 
-    def set_pruned(self, info: ModelLoad | None) -> None:
+    def set_pruned(self, info: ModelLoad | None, prune_result: Any = None) -> None:
+        """The pruned model; `prune_result` when it was pruned in this session (saving records its plan)."""
         self.pruned_info = info
+        self.prune_result = prune_result
         if info is None and self.detection_settings.compare != "original":
             self.set_detection_settings(compare="original")
         self.set_detections(None)
@@ -295,16 +338,88 @@ class Session(QObject):
         self.detections = run
         self.detectionsChanged.emit()
 
-    # -- later features (placeholders the next views fill in) -------------------------------------------
-    def set_plan(self, plan: Any) -> None:
+    # -- pruning workbench ------------------------------------------------------------------------------
+    def set_plan(self, plan: PruningPlan) -> None:
+        if not isinstance(plan, PruningPlan):
+            raise TypeError(f"a plan is a core.prune.plan.PruningPlan, got {type(plan).__name__}")
+        if plan == self.plan:
+            return
         self.plan = plan
         self.planChanged.emit()
         self.mark_dirty()
 
-    def set_importance(self, result: Any) -> None:
+    def set_importance(self, result: Any, adopt_criterion: bool = False) -> None:
+        """The importance result; with `adopt_criterion` (a fresh result) the plan ranks channels by its
+        best criterion (combined, then the gradient references), else only when the plan's is missing."""
         self.importance = result
+        if result is not None:
+            crits = list(result.criteria)
+            preferred = next((c for c in PREFERRED_CRITERIA if c in crits), crits[0] if crits else None)
+            if preferred and (adopt_criterion or self.plan.criterion not in crits + ["weight_l1", "weight_l2"]):
+                self.set_plan(self.plan.with_changes(criterion=preferred))
         self.importanceChanged.emit()
         self.mark_dirty()
+
+    def set_dataset(self, path: str | None) -> None:
+        path = str(path) if path else None
+        if path and ":" not in path.split("/")[0]:  # a folder (grozi:PATH specs stay as typed)
+            path = str(Path(path).expanduser().resolve())
+        if path != self.dataset_path:
+            self.dataset_path = path
+            self.datasetChanged.emit()
+            self.mark_dirty()
+
+    def add_evaluations(self, evaluations: Sequence[Evaluation]) -> None:
+        self.evaluations.extend(evaluations)
+        self.metricsChanged.emit()
+        self.mark_dirty()
+
+    def clear_metrics(self) -> None:
+        self.evaluations = []
+        self.sensitivity = None
+        self.finetune_log = []
+        self.finetune_summary = None
+        self.metricsChanged.emit()
+        self.mark_dirty()
+
+    def set_sensitivity(self, result: SensitivityResult | None) -> None:
+        self.sensitivity = result
+        self.metricsChanged.emit()
+        self.mark_dirty()
+
+    def start_finetune_log(self) -> None:
+        self.finetune_log = []
+        self.finetune_summary = None
+        self.metricsChanged.emit()
+
+    def log_finetune(self, entry: dict) -> None:
+        """One entry of the running fine-tune (a loss entry, or an evaluation with "mAP@0.5")."""
+        self.finetune_log.append(dict(entry))
+        self.finetuneLogged.emit(entry)
+
+    def set_finetune_summary(self, summary: dict | None) -> None:
+        self.finetune_summary = summary
+        self.metricsChanged.emit()
+        self.mark_dirty()
+
+    def metrics_json(self) -> dict:
+        return {"evaluations": [e.to_json() for e in self.evaluations],
+                "sensitivity": self.sensitivity.to_json() if self.sensitivity else None,
+                "finetune": {"log": list(self.finetune_log), "summary": self.finetune_summary}}
+
+    def _restore_metrics(self, data: Any, problems: list[str]) -> None:
+        self.evaluations, self.sensitivity, self.finetune_log, self.finetune_summary = [], None, [], None
+        if not data:
+            return
+        try:
+            self.evaluations = [Evaluation.from_json(e) for e in data.get("evaluations", [])]
+            sens = data.get("sensitivity")
+            self.sensitivity = SensitivityResult.from_json(sens) if sens else None
+            ft = data.get("finetune") or {}
+            self.finetune_log = [dict(e) for e in ft.get("log", [])]
+            self.finetune_summary = ft.get("summary")
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            problems.append(f"metrics section: {e}")
 
     # -- project files ----------------------------------------------------------------------------------
     def mark_dirty(self) -> None:
@@ -316,9 +431,13 @@ class Session(QObject):
 
     def snapshot(self) -> Project:
         extra = dict(self.extra)
-        for key, value in (("plan", self.plan), ("importance", self.importance)):
-            if value is not None:
-                extra[key] = value.to_json() if hasattr(value, "to_json") else value
+        extra["plan"] = self.plan.to_json()
+        if self.importance is not None:
+            extra["importance"] = importance_token(self.importance)
+        extra["metrics"] = self.metrics_json()
+        if self.dataset_path:
+            extra["dataset"] = self.dataset_path
+
         def norm(p: str | None) -> str | None:
             return str(Path(p).resolve()) if p else None
 
@@ -350,19 +469,49 @@ class Session(QObject):
         self.classImagesChanged.emit()
         self.detection_settings = project.detection
         self.detectionSettingsChanged.emit()
-        self.extra = {k: v for k, v in project.extra.items() if k not in ("plan", "importance")}
-        self.plan = project.extra.get("plan")
-        self.importance = project.extra.get("importance")
+        ex = project.extra
+        self.extra = {k: v for k, v in ex.items() if k not in SESSION_SECTIONS}
+        try:
+            self.plan = PruningPlan.from_json(ex["plan"]) if ex.get("plan") else PruningPlan()
+        except PlanError as e:
+            problems.append(f"plan: {e}")
+            self.plan = PruningPlan()
+        self.importance = None
+        imp = ex.get("importance")
+        if isinstance(imp, dict) and imp.get("file"):
+            from core.importance.result import ImportanceFileError, ImportanceResult
+
+            try:
+                self.importance = ImportanceResult.load(_abs(imp["file"], base))
+            except (ImportanceFileError, OSError) as e:
+                problems.append(f"importance: {e}")
+        dataset = ex.get("dataset")
+        self.dataset_path = (dataset if ":" in str(dataset).split("/")[0] else _abs(dataset, base)) if dataset else None
+        self._restore_metrics(ex.get("metrics"), problems)
+        self.prune_result = None
         self.planChanged.emit()
         self.importanceChanged.emit()
+        self.datasetChanged.emit()
+        self.metricsChanged.emit()
         self.project_problems = problems
+        # what the file holds, in the form snapshot() gives once the models are loaded again
+        project = replace(project, extra=self.snapshot().extra)
         self.mark_dirty()
         return project
 
     def save_project(self, path: str | os.PathLike) -> Path:
+        """Write the project (and the importance result beside it: NAME.importance.npz/.json)."""
         path = Path(path)
         snap = self.snapshot()
-        atomic_write_text(path, json.dumps(snap.to_json(path.parent.resolve()), indent=1))
+        base = path.parent.resolve()
+        data = snap.to_json(base)
+        if self.importance is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _, json_path = self.importance.save(path.parent / f"{project_stem(path)}.importance")
+            data["importance"] = {"file": _rel(str(json_path), base), **importance_token(self.importance)}
+        if self.dataset_path and ":" not in self.dataset_path.split("/")[0]:
+            data["dataset"] = _rel(self.dataset_path, base)
+        atomic_write_text(path, json.dumps(data, indent=1))
         self._saved = snap
         self._set_project_path(path)
         self.mark_dirty()

@@ -8,7 +8,10 @@ signals; exceptions always emitted, never swallowed) and adapt the core contract
 * a fresh `CancelToken` per job; `cancel()` only flips it, the job stops at its next check (`Cancelled`);
 * `progress(done, total, message)` becomes the `progress(done, total, message, eta_seconds)` signal,
   throttled to at most ~30 Hz (the last step always gets through);
-* exactly one of `result(object)`, `error(str)`, `cancelled()`, then `finished()`.
+* exactly one of `result(object)`, `error(str)`, `cancelled()`, then `finished()`;
+* optionally `report(object)`: intermediate results a job hands out while it runs (a fine-tuning loss
+  entry, one point of a sensitivity curve). A job asks for it with a `report` keyword argument, which
+  the runner passes only when the caller gives `on_report`.
 
 `JobRunner` runs one job at a time for the UI (the status bar's progress bar, ETA and Cancel button).
 There is no other threading code in `app`.
@@ -53,6 +56,7 @@ class JobSignals(QObject):
     started = Signal()
     progress = Signal(int, int, str, float)  # done, total, message, eta seconds (-1: unknown)
     result = Signal(object)
+    report = Signal(object)  # intermediate results (live curves), in the order the job reports them
     error = Signal(str)
     cancelled = Signal()
     finished = Signal()
@@ -88,6 +92,10 @@ class JobWorker(QRunnable):
     def cancel(self) -> None:
         """Ask the job to stop at its next `raise_if_cancelled()`; never blocks."""
         self.cancel_token.cancel()
+
+    def report(self, value: object) -> None:
+        """Hand an intermediate result to the GUI thread (called by the job, from the worker thread)."""
+        self.signals.report.emit(value)
 
     # -- worker thread ------------------------------------------------------------------------------
     def _progress(self, done: int, total: int, message: str = "") -> None:
@@ -165,16 +173,23 @@ class JobRunner(QObject):
               on_result: Callable[[Any], None] | None = None,
               on_error: Callable[[str], None] | None = None,
               on_cancelled: Callable[[], None] | None = None,
+              on_report: Callable[[Any], None] | None = None,
               **kwargs: Any) -> JobWorker | None:
-        """Start `fn` in the worker; returns None (and starts nothing) while another job runs."""
+        """Start `fn` in the worker; returns None (and starts nothing) while another job runs.
+
+        With `on_report`, `fn` also gets `report=` (a callable): each value it reports reaches
+        `on_report` in the GUI thread while the job runs (never after its outcome)."""
         if self._current is not None:
             log.info("refused job %s: %s is running", name, self._current.name)
             return None
         worker = JobWorker(fn, *args, name=name, parent=self, **kwargs)
         s = worker.signals
-        self._jobs[s] = _Job(worker, {"result": on_result, "error": on_error, "cancelled": on_cancelled},
-                             time.monotonic())
+        if on_report is not None:
+            worker.kwargs["report"] = worker.report
+        self._jobs[s] = _Job(worker, {"result": on_result, "error": on_error, "cancelled": on_cancelled,
+                                      "report": on_report}, time.monotonic())
         s.progress.connect(self._on_progress)
+        s.report.connect(self._on_report)
         s.result.connect(self._on_result)
         s.error.connect(self._on_error)
         s.cancelled.connect(self._on_cancelled)
@@ -194,6 +209,12 @@ class JobRunner(QObject):
         job = self._job()
         if job is not None and job.worker is self._current:
             self.jobProgress.emit(done, total, message, eta)
+
+    @Slot(object)
+    def _on_report(self, value: object) -> None:
+        job = self._job()
+        if job is not None and job.worker is self._current and job.callbacks.get("report") is not None:
+            job.callbacks["report"](value)
 
     @Slot(object)
     def _on_result(self, value: object) -> None:
@@ -225,7 +246,7 @@ class JobRunner(QObject):
             self.jobFailed.emit(worker.name, payload, worker.traceback_text)
         else:
             self.jobCancelled.emit(worker.name)
-        callback = job.callbacks.get(kind)
+        callback = job.callbacks.get(kind)  # "result", "error" or "cancelled"
         if callback is not None:
             callback(*(() if kind == "cancelled" else (payload,)))
 

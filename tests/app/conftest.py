@@ -105,3 +105,39 @@ def loaded(window, wait_idle, tiny_model_path):
     wait_idle(window)
     assert window.session.model is not None
     return window
+
+
+# -- the pruning workbench ------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def bench_model_path(tmp_path_factory) -> Path:
+    """A random-weight ResNet-18 OS2D evaluated at a small scale (eval_scale 256): fast jobs."""
+    from core.model.checkpoint import save_model
+    from core.model.os2d import ModelConfig, OS2DModel
+
+    torch.manual_seed(1)
+    path = tmp_path_factory.mktemp("bench") / "bench18.pt"
+    save_model(OS2DModel(ModelConfig(backbone="resnet18")), path, meta={"eval_scale": 256})
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory) -> Path:
+    """A tiny one-shot benchmark in the OS2D CSV format: 4 train / 2 val classes, 4 / 2 images of 320x240."""
+    from core.data.synth import SynthConfig, generate
+
+    out = tmp_path_factory.mktemp("data") / "tiny"
+    generate(out, SynthConfig(num_train_classes=4, num_val_classes=2, num_train_images=4, num_val_images=2,
+                              image_size=(320, 240), eval_scale=240, demo_video=False))
+    return out
+
+
+@pytest.fixture
+def bench(window, wait_idle, bench_model_path, tiny_dataset, tmp_path):
+    """The window with the bench model loaded, the tiny dataset chosen and quick job settings."""
+    assert window.controller.open_model(bench_model_path)
+    wait_idle(window)
+    assert window.session.model_info is not None and window.session.model_info.units
+    window.session.set_dataset(str(tiny_dataset))
+    window.workbench.latency_repeats = 1
+    window.workbench.scratch_dir = tmp_path / "work"
+    return window

@@ -9,6 +9,7 @@ from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
 from app.state import PROJECT_FORMAT, ClassImageSpec, Project, ProjectError, RecentFiles, Session
+from core.prune.plan import PruningPlan
 
 
 @pytest.fixture
@@ -20,7 +21,7 @@ def test_project_json_round_trip_keeps_unknown_sections(tmp_path):
     classes = (ClassImageSpec("cup", str(tmp_path / "cup.png")),
                ClassImageSpec("crop 1", str(tmp_path / "t.png"), (1, 2, 30, 40)))
     p = Project("/m/a.pt", None, str(tmp_path / "t.png"), classes,
-                extra={"plan": {"ratios": {"net_feature_maps.layer3.0.conv1": 0.5}}})
+                extra={"future": {"ratios": {"net_feature_maps.layer3.0.conv1": 0.5}}})
     data = json.loads(json.dumps(p.to_json(tmp_path)))
     assert data["format"] == PROJECT_FORMAT and data["detection"]["target"] == "t.png"  # relative inside the folder
     assert data["model"] == "/m/a.pt"  # absolute outside it
@@ -77,7 +78,8 @@ def test_save_and_open_round_trip(qtbot, loaded, wait_idle, scene, tmp_path, tin
     view.max_shown.setValue(12)
     w.controller.open_model(tiny_model_path, "pruned")
     wait_idle(w)
-    w.session.set_plan({"ratios": {"net_feature_maps.layer3.0.conv1": 0.3}})  # a later feature's section
+    plan = PruningPlan(ratio=0.2, unit_ratios={"net_feature_maps.layer3.0.conv1": 0.3})
+    w.session.set_plan(plan)
     assert w.isWindowModified()
 
     path = tmp_path / "proj" / "study.os2d.json"
@@ -88,7 +90,7 @@ def test_save_and_open_round_trip(qtbot, loaded, wait_idle, scene, tmp_path, tin
     assert w.windowTitle().startswith("study.os2d.json")
     saved = w.session.snapshot()
     data = json.loads(path.read_text())
-    assert data["plan"] == {"ratios": {"net_feature_maps.layer3.0.conv1": 0.3}}
+    assert data["plan"]["unit_ratios"] == {"net_feature_maps.layer3.0.conv1": 0.3}
 
     # a fresh window opens it: models load in the worker, inputs and settings come back, nothing unsaved
     from app.main_window import MainWindow
@@ -102,7 +104,7 @@ def test_save_and_open_round_trip(qtbot, loaded, wait_idle, scene, tmp_path, tin
     assert not w2.session.dirty
     assert w2.detection_view.class_list.item(0).text() == "red patch"
     assert w2.detection_view.score_slider.value() == pytest.approx(0.25)
-    assert w2.session.plan == {"ratios": {"net_feature_maps.layer3.0.conv1": 0.3}}
+    assert w2.session.plan == plan
     assert str(path.resolve()) in w2.session.recent_projects.paths()
     assert message_boxes.texts() == []
 

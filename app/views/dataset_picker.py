@@ -1,0 +1,51 @@
+"""The calibration / evaluation dataset: a folder in the OS2D CSV format (`os2d-studio synth` writes one)
+or `grozi:PATH`. Shown in the Importance and Pruning tabs; both edit the session's one choice."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QToolButton, QWidget
+
+from app.state import Session
+from app.workbench import WorkbenchController
+
+
+class DatasetPicker(QWidget):
+    def __init__(self, session: Session, workbench: WorkbenchController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.workbench = workbench
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText("dataset folder or grozi:PATH")
+        self.edit.setToolTip("Calibration images (importance) and evaluation images (mAP): a folder with "
+                             "dataset.json (os2d-studio synth), or grozi:PATH for GroZi-3.2k")
+        self.browse = QToolButton()
+        self.browse.setText("…")
+        self.browse.setToolTip("Choose a dataset folder")
+        lay = QHBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addWidget(self.edit, 1)
+        lay.addWidget(self.browse)
+        self.edit.editingFinished.connect(self._edited)
+        self.browse.clicked.connect(self.choose)
+        session.datasetChanged.connect(self.refresh)
+        self.refresh()
+
+    def refresh(self) -> None:
+        current = self.workbench.dataset() or ""
+        if self.edit.text() != current:
+            self.edit.setText(current)
+        self.edit.setCursorPosition(0)
+        self.edit.setToolTip(current or self.edit.placeholderText())
+
+    def _edited(self) -> None:
+        text = self.edit.text().strip()
+        if text != (self.workbench.dataset() or ""):
+            self.session.set_dataset(text or None)
+
+    def choose(self) -> None:
+        start = self.workbench.dataset() or str(Path.cwd())
+        folder = self.workbench.dialogs.open_folder("Choose a dataset folder", start)
+        if folder:
+            self.session.set_dataset(folder)

@@ -1,0 +1,524 @@
+"""The "Importance" tab: per-channel importance of every prunable unit as a heatmap, the plan's cut on
+every row, and a closer look at one unit.
+
+Heatmap (pyqtgraph's MatrixDisplay recipe: `ImageItem` + `ColorBarItem` + named ticks): one row per unit
+(names on Y), the unit's channels sorted by the chosen criterion along X (most important first; units
+are as wide as their channel count, the rest of a row is NaN, drawn transparent), colour = the score
+divided by the unit's maximum (min-max when a criterion has negative scores). The plan's cut line sits
+after the kept count of each row; channels the plan removes -- ranked by the *plan's* criterion, which
+may differ from the one displayed -- are washed out. Hover reads unit, channel, rank and value; a click
+on a row shows that unit's sorted-importance curve, its histogram and a scatter against a second
+criterion. "Compute importance" runs `core.importance` in the worker on a calibration set.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QColor, QCursor
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QPushButton, QSpinBox, QSplitter, QToolTip, QVBoxLayout, QWidget)
+
+from app.state import Session
+from app.views.dataset_picker import DatasetPicker
+from app.views.ratio_panel import short_unit_name
+from app.workbench import WorkbenchController
+from core.importance.criteria import CRITERIA
+from core.prune.plan import plan_counts
+
+GRADIENT_CRITERIA = {"taylor": "Taylor |a·∂L/∂a|: one backward pass for all units",
+                     "lcp": "Layer-wise LCP reference: one backward pass per unit (the slowest)"}
+DEFAULT_CRITERIA = ("combined", "weight_l1", "act_variance", "sparsity", "bn_gamma", "fg_bg_separation")
+CMAP = "viridis"
+CUT_PEN = pg.mkPen(QColor(230, 30, 40), width=2.5)
+SELECT_PEN = pg.mkPen(QColor(255, 140, 0), width=2)
+PRUNED_RGBA = (236, 236, 236, 200)  # greys out the channels the plan removes
+TICK_PX = 13  # minimum pixels per labelled row
+
+
+def normalize_unit(scores: np.ndarray) -> np.ndarray:
+    """Scores / max for non-negative criteria, min-max otherwise; NaN stays NaN; a constant unit is all 1."""
+    s = np.asarray(scores, dtype=np.float64)
+    finite = s[np.isfinite(s)]
+    if finite.size == 0:
+        return np.full_like(s, np.nan)
+    lo, hi = float(finite.min()), float(finite.max())
+    if lo >= 0:
+        return s / hi if hi > 0 else np.where(np.isfinite(s), 1.0, np.nan)
+    return (s - lo) / (hi - lo) if hi > lo else np.where(np.isfinite(s), 1.0, np.nan)
+
+
+def heatmap_rows(importance: Any, criterion: str) -> np.ndarray:
+    """[units, max channels] normalized scores, each row sorted (most important first), NaN-padded."""
+    widths = list(importance.channels)
+    out = np.full((len(widths), max(widths) if widths else 0), np.nan)
+    for i, name in enumerate(importance.units):
+        order = importance.orders[criterion][name]
+        out[i, : widths[i]] = normalize_unit(importance.scores[criterion][name])[order]
+    return out
+
+
+def kept_by_plan(importance: Any, criterion: str, counts: dict[str, int]) -> dict[str, np.ndarray]:
+    """Per unit, a boolean mask over channels: kept by the plan (top-k of `criterion`, ties to the lower index)."""
+    masks = {}
+    for name, c in zip(importance.units, importance.channels):
+        k = counts.get(name, c)
+        mask = np.zeros(c, dtype=bool)
+        mask[importance.orders[criterion][name][:k]] = True
+        masks[name] = mask
+    return masks
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """Rank correlation (ties by order of appearance; enough for a plot title)."""
+    if len(a) < 2:
+        return float("nan")
+    ra = np.argsort(np.argsort(np.nan_to_num(a, nan=-np.inf), kind="stable"), kind="stable").astype(float)
+    rb = np.argsort(np.argsort(np.nan_to_num(b, nan=-np.inf), kind="stable"), kind="stable").astype(float)
+    ra -= ra.mean()
+    rb -= rb.mean()
+    den = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
+    return float((ra * rb).sum() / den) if den else float("nan")
+
+
+def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
+    w = pg.PlotWidget(background="w")
+    w.setTitle(title, color="#333", size="9pt")
+    w.setLabel("bottom", x)
+    w.setLabel("left", y)
+    w.showGrid(x=True, y=True, alpha=0.25)
+    for side in ("bottom", "left"):
+        w.getAxis(side).enableAutoSIPrefix(False)  # no "(x0.001)": scores and mAP read as they are
+    w.setMinimumHeight(170)
+    return w
+
+
+class ImportanceHeatmap(pg.GraphicsLayoutWidget):
+    """Rows = units, columns = channel rank. `sigRowClicked(row)`, `sigHover(text)` (empty: left the map)."""
+
+    sigRowClicked = Signal(int)
+    sigHover = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setBackground("w")
+        self.plot = self.addPlot()
+        self.plot.invertY(True)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setLabel("bottom", "channel rank (most important first)")
+        self.image = pg.ImageItem(axisOrder="row-major")
+        self.shade = pg.ImageItem(axisOrder="row-major")
+        self.shade.setZValue(5)
+        self.cuts = pg.PlotDataItem(pen=CUT_PEN, connect="pairs")
+        self.cuts.setZValue(10)
+        self.selection = pg.PlotDataItem(pen=SELECT_PEN)
+        self.selection.setZValue(11)
+        for item in (self.image, self.shade, self.cuts, self.selection):
+            self.plot.addItem(item)
+        self.bar = pg.ColorBarItem(values=(0, 1), colorMap=pg.colormap.get(CMAP), interactive=False,
+                                   label="importance / unit max", width=14)
+        self.bar.setImageItem(self.image, insert_in=self.plot)
+        self.names: list[str] = []
+        self.widths: list[int] = []
+        self.plot.getViewBox().sigResized.connect(self._update_ticks)
+        self.scene().sigMouseMoved.connect(self._moved)
+        self.scene().sigMouseClicked.connect(self._clicked)
+        self.describe = lambda row, col: ""  # set by the view: hover text of a cell
+
+    def set_rows(self, matrix: np.ndarray, names: list[str], widths: list[int]) -> None:
+        self.names, self.widths = list(names), list(widths)
+        n, c = matrix.shape if matrix.size else (0, 0)
+        if n == 0:
+            self.image.clear()
+            self.shade.clear()
+            self.cuts.setData([], [])
+            self.selection.setData([], [])
+            self._update_ticks()
+            return
+        self.image.setImage(matrix, levels=(0, 1), autoLevels=False)
+        self.image.setRect(0, 0, c, n)
+        vb = self.plot.getViewBox()
+        vb.setLimits(xMin=0, xMax=c, yMin=0, yMax=n)
+        self.plot.setRange(xRange=(0, c), yRange=(0, n), padding=0)
+        self._update_ticks()
+
+    def set_plan(self, counts: list[int], pruned: np.ndarray | None) -> None:
+        """Cut after `counts[i]` channels on row i; `pruned` [rows, cols] bool washes those cells out."""
+        xs, ys = [], []
+        for i, k in enumerate(counts):
+            if k < self.widths[i]:
+                xs += [k, k]
+                ys += [i, i + 1]
+        self.cuts.setData(np.array(xs, dtype=float), np.array(ys, dtype=float))
+        if pruned is None or not pruned.any():
+            self.shade.clear()
+            return
+        rgba = np.zeros(pruned.shape + (4,), dtype=np.uint8)
+        rgba[pruned] = PRUNED_RGBA
+        self.shade.setImage(rgba, autoLevels=False)
+        self.shade.setRect(0, 0, pruned.shape[1], pruned.shape[0])
+
+    def set_selected(self, row: int | None) -> None:
+        if row is None or row >= len(self.widths):
+            self.selection.setData([], [])
+            return
+        w = self.widths[row]
+        self.selection.setData([0, w, w, 0, 0], [row, row, row + 1, row + 1, row])
+
+    def _update_ticks(self, *_args) -> None:
+        n = len(self.names)
+        axis = self.plot.getAxis("left")
+        if not n:
+            axis.setTicks([[]])
+            return
+        px_per_row = max(self.plot.getViewBox().height(), 1.0) / n
+        step = max(1, math.ceil(TICK_PX / px_per_row))
+        axis.setTicks([[(i + 0.5, self.names[i]) for i in range(0, n, step)], []])
+
+    def cell_at(self, scene_pos: QPointF) -> tuple[int, int] | None:
+        vb = self.plot.getViewBox()
+        if not self.widths or not vb.sceneBoundingRect().contains(scene_pos):
+            return None
+        p = vb.mapSceneToView(scene_pos)
+        row, col = int(math.floor(p.y())), int(math.floor(p.x()))
+        if 0 <= row < len(self.widths) and 0 <= col < self.widths[row]:
+            return row, col
+        return None
+
+    def _moved(self, pos: QPointF) -> None:
+        cell = self.cell_at(pos)
+        text = self.describe(*cell) if cell else ""
+        self.sigHover.emit(text)
+        if text and self.underMouse():
+            QToolTip.showText(QCursor.pos(), text, self)
+
+    def _clicked(self, ev) -> None:
+        cell = self.cell_at(ev.scenePos())
+        if cell is not None:
+            self.sigRowClicked.emit(cell[0])
+
+
+class ImportanceView(QWidget):
+    def __init__(self, session: Session, workbench: WorkbenchController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.workbench = workbench
+        self.selected: str | None = None  # unit name
+        self._matrix = np.zeros((0, 0))
+        self._masks: dict[str, np.ndarray] = {}
+        self._counts: dict[str, int] = {}
+
+        # -- compute box
+        self.dataset = DatasetPicker(session, workbench)
+        self.criteria_boxes: dict[str, QCheckBox] = {}
+        crit_grid = QGridLayout()
+        names = list(CRITERIA) + list(GRADIENT_CRITERIA)
+        for i, name in enumerate(names):
+            box = QCheckBox(name + (" (gradient)" if name in GRADIENT_CRITERIA else ""))
+            box.setChecked(name in DEFAULT_CRITERIA)
+            box.setToolTip(GRADIENT_CRITERIA.get(name) or CRITERIA[name].description)
+            crit_grid.addWidget(box, i // 2, i % 2)
+            self.criteria_boxes[name] = box
+        self.num_images = QSpinBox()
+        self.num_images.setRange(1, 10_000)
+        self.num_images.setValue(16)
+        self.num_images.setToolTip("Calibration images (train split), spread evenly over the split")
+        self.compute_button = QPushButton("Compute importance")
+        self.compute_button.setMinimumHeight(32)
+        self.compute_button.setStyleSheet("font-weight: bold;")
+        self.load_button = QPushButton("Load…")
+        self.load_button.setToolTip("An importance result from `os2d-studio importance` (PREFIX.json / .npz)")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.compute_button, 1)
+        buttons.addWidget(self.load_button)
+        compute_box = QGroupBox("Compute importance")
+        cl = QVBoxLayout(compute_box)
+        cl.addWidget(QLabel("Dataset"))
+        cl.addWidget(self.dataset)
+        cl.addWidget(QLabel("Criteria"))
+        cl.addLayout(crit_grid)
+        form = QFormLayout()
+        form.addRow("Calibration images", self.num_images)
+        cl.addLayout(form)
+        cl.addLayout(buttons)
+        self.timings = QLabel()
+        self.timings.setWordWrap(True)
+        self.timings.setTextFormat(Qt.TextFormat.RichText)
+        self.timings.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        timing_box = QGroupBox("Result")
+        tl = QVBoxLayout(timing_box)
+        tl.addWidget(self.timings)
+        controls = QWidget()
+        controls.setFixedWidth(290)
+        c = QVBoxLayout(controls)
+        c.setContentsMargins(0, 0, 0, 0)
+        c.addWidget(compute_box)
+        c.addWidget(timing_box)
+        c.addStretch(1)
+
+        # -- heatmap
+        self.criterion = QComboBox()
+        self.criterion.setToolTip("The criterion that sorts and colours each row")
+        self.hover_label = QLabel()
+        self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.hover_label.setMinimumWidth(200)
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Criterion"))
+        bar.addWidget(self.criterion)
+        bar.addSpacing(12)
+        bar.addWidget(self.hover_label, 1)
+        self.heatmap = ImportanceHeatmap()
+        self.heatmap.describe = self.describe_cell
+        self.empty_label = QLabel()
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setStyleSheet("color: palette(mid); font-size: 14px;")
+
+        # -- one unit
+        self.curve_plot = _plot("sorted importance", "rank", "score / unit max")
+        self.curve = self.curve_plot.plot(pen=pg.mkPen("#3060c0", width=2))
+        self.curve_cut = pg.InfiniteLine(angle=90, pen=CUT_PEN)
+        self.curve_plot.addItem(self.curve_cut)
+        self.hist_plot = _plot("histogram", "score", "channels")
+        self.hist = pg.PlotDataItem(stepMode="center", fillLevel=0, brush=(48, 96, 192, 120), pen=pg.mkPen("#3060c0"))
+        self.hist_plot.addItem(self.hist)
+        self.hist_cut = pg.InfiniteLine(angle=90, pen=CUT_PEN)
+        self.hist_plot.addItem(self.hist_cut)
+        self.scatter_plot = _plot("scatter", "", "")
+        self.scatter = pg.ScatterPlotItem(size=6, pen=None)
+        self.scatter_plot.addItem(self.scatter)
+        self.versus = QComboBox()
+        self.versus.setToolTip("Second criterion of the scatter plot")
+        self.unit_title = QLabel("<i>Click a row of the heatmap to inspect a unit.</i>")
+        self.unit_title.setTextFormat(Qt.TextFormat.RichText)
+        self.unit_title.setWordWrap(True)
+        self.unit_title.setMinimumWidth(120)
+        unit_bar = QHBoxLayout()
+        unit_bar.addWidget(self.unit_title, 1)
+        unit_bar.addWidget(QLabel("Scatter vs"))
+        unit_bar.addWidget(self.versus)
+        plots = QHBoxLayout()
+        for w in (self.curve_plot, self.hist_plot, self.scatter_plot):
+            plots.addWidget(w)
+        unit_box = QWidget()
+        ul = QVBoxLayout(unit_box)
+        ul.setContentsMargins(0, 0, 0, 0)
+        ul.addLayout(unit_bar)
+        ul.addLayout(plots)
+
+        top = QWidget()
+        tlay = QVBoxLayout(top)
+        tlay.setContentsMargins(0, 0, 0, 0)
+        tlay.addLayout(bar)
+        tlay.addWidget(self.heatmap, 1)
+        tlay.addWidget(self.empty_label, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(unit_box)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([520, 220])
+        lay = QHBoxLayout(self)
+        lay.addWidget(controls)
+        lay.addWidget(splitter, 1)
+
+        # -- wiring
+        self.compute_button.clicked.connect(self.compute)
+        self.load_button.clicked.connect(lambda: workbench.load_importance())
+        self.criterion.currentTextChanged.connect(self._criterion_changed)
+        self.versus.currentTextChanged.connect(lambda _t: self._show_unit())
+        self.heatmap.sigRowClicked.connect(self._row_clicked)
+        self.heatmap.sigHover.connect(self.hover_label.setText)
+        session.importanceChanged.connect(self.refresh)
+        session.modelChanged.connect(self.refresh)
+        session.planChanged.connect(self._show_plan)
+        workbench.runner.busyChanged.connect(self._update_enabled)
+        self.refresh()
+
+    # -- actions ----------------------------------------------------------------------------------------
+    def chosen_criteria(self) -> list[str]:
+        return [name for name, box in self.criteria_boxes.items() if box.isChecked()]
+
+    def compute(self) -> bool:
+        return self.workbench.compute_importance(self.chosen_criteria(), self.num_images.value())
+
+    def select_unit(self, name: str | None) -> None:
+        imp = self.session.importance
+        self.selected = name if imp is not None and name in imp.units else None
+        self.heatmap.set_selected(imp.units.index(self.selected) if self.selected else None)
+        self._show_unit()
+
+    def _row_clicked(self, row: int) -> None:
+        imp = self.session.importance
+        if imp is not None and 0 <= row < len(imp.units):
+            self.select_unit(imp.units[row])
+
+    # -- session -> widgets ------------------------------------------------------------------------------
+    def _update_enabled(self, *_args) -> None:
+        busy = self.workbench.runner.busy
+        has_model = self.session.model_info is not None and bool(self.session.model_info.units)
+        self.compute_button.setEnabled(has_model and not busy)
+        self.load_button.setEnabled(has_model and not busy)
+
+    def refresh(self) -> None:
+        imp = self.session.importance
+        self._update_enabled()
+        crits = list(imp.criteria) if imp is not None else []
+        for combo in (self.criterion, self.versus):
+            combo.blockSignals(True)
+            old = combo.currentText()
+            combo.clear()
+            combo.addItems(crits)
+            if old in crits:
+                combo.setCurrentText(old)
+            combo.blockSignals(False)
+        if imp is not None:
+            plan_crit = self.session.plan.criterion
+            if self.criterion.currentText() not in crits or plan_crit in crits:
+                self.criterion.blockSignals(True)
+                self.criterion.setCurrentText(plan_crit if plan_crit in crits else crits[0])
+                self.criterion.blockSignals(False)
+            if self.versus.currentText() == self.criterion.currentText() and len(crits) > 1:
+                self.versus.setCurrentText(next(c for c in crits if c != self.criterion.currentText()))
+        has = imp is not None
+        self.heatmap.setVisible(has)
+        self.empty_label.setVisible(not has)
+        if not has:
+            self.empty_label.setText("No importance yet. Open a model, choose a dataset and criteria on the left, "
+                                     "then Compute importance." if self.session.model is not None
+                                     else "Open a model (Model panel) to rank its channels.")
+        if self.selected and (imp is None or self.selected not in imp.units):
+            self.selected = None
+        self.timings.setText(self._timings_text())
+        self._criterion_changed()
+
+    def _criterion_changed(self, *_args) -> None:
+        imp = self.session.importance
+        crit = self.criterion.currentText()
+        if imp is None or crit not in imp.criteria:
+            self._matrix = np.zeros((0, 0))
+            self.heatmap.set_rows(self._matrix, [], [])
+            self._show_unit()
+            return
+        self._matrix = heatmap_rows(imp, crit)
+        self.heatmap.set_rows(self._matrix, [short_unit_name(u) for u in imp.units], list(imp.channels))
+        self._show_plan()
+        self.select_unit(self.selected)
+
+    def _plan_criterion(self) -> str:
+        imp = self.session.importance
+        c = self.session.plan.criterion
+        return c if imp is not None and c in imp.criteria else self.criterion.currentText()
+
+    def _show_plan(self) -> None:
+        imp = self.session.importance
+        info = self.session.model_info
+        crit = self.criterion.currentText()
+        if imp is None or crit not in imp.criteria:
+            return
+        units = info.units if info is not None else ()
+        self._counts = plan_counts(self.session.plan, units) if units else {}
+        self._masks = kept_by_plan(imp, self._plan_criterion(), self._counts)
+        pruned = np.zeros(self._matrix.shape, dtype=bool)
+        for i, name in enumerate(imp.units):
+            order = imp.orders[crit][name]
+            pruned[i, : len(order)] = ~self._masks[name][order]
+        self.heatmap.set_plan([self._counts.get(n, c) for n, c in zip(imp.units, imp.channels)], pruned)
+        self._show_unit()
+
+    def describe_cell(self, row: int, col: int) -> str:
+        """Hover text: unit, channel index, rank, raw and normalized score, kept or removed by the plan."""
+        imp = self.session.importance
+        crit = self.criterion.currentText()
+        if imp is None or crit not in imp.criteria or row >= len(imp.units):
+            return ""
+        name = imp.units[row]
+        order = imp.orders[crit][name]
+        if col >= len(order):
+            return ""
+        ch = int(order[col])
+        raw = float(imp.scores[crit][name][ch])
+        kept = bool(self._masks[name][ch]) if name in self._masks else True
+        state = "kept" if kept else f"removed by the plan ({self._plan_criterion()})"
+        return (f"{short_unit_name(name)} · channel {ch} · rank {col + 1}/{len(order)} · {crit} {raw:.4g} "
+                f"({float(self._matrix[row, col]):.2f} of unit max) · {state}")
+
+    def _show_unit(self) -> None:
+        imp = self.session.importance
+        crit = self.criterion.currentText()
+        name = self.selected
+        if imp is None or name is None or crit not in imp.criteria:
+            self.curve.setData([], [])
+            self.hist.setData([0, 1], [0])
+            self.scatter.setData([], [])
+            self.curve_cut.setVisible(False)
+            self.hist_cut.setVisible(False)
+            self.unit_title.setText("<i>Click a row of the heatmap to inspect a unit.</i>")
+            return
+        scores = np.asarray(imp.scores[crit][name], dtype=np.float64)
+        order = imp.orders[crit][name]
+        c = len(scores)
+        k = self._counts.get(name, c)
+        norm = normalize_unit(scores)[order]
+        self.curve.setData(np.arange(c), norm)
+        self.curve_cut.setValue(k)
+        self.curve_cut.setVisible(k < c)
+        self.curve_plot.setTitle(f"sorted {crit}", color="#333", size="9pt")
+        finite = scores[np.isfinite(scores)]
+        bins = max(5, min(40, c // 4))
+        counts, edges = np.histogram(finite, bins=bins) if finite.size else (np.zeros(1), np.array([0.0, 1.0]))
+        self.hist.setData(edges, counts)
+        self.hist_plot.setTitle(f"histogram of {crit}", color="#333", size="9pt")
+        if k < c and k > 0:
+            self.hist_cut.setValue(float(scores[order[k - 1]]))  # the lowest score kept (by this criterion)
+            self.hist_cut.setVisible(True)
+        else:
+            self.hist_cut.setVisible(False)
+        other = self.versus.currentText()
+        mask = self._masks.get(name, np.ones(c, dtype=bool))
+        if other in imp.criteria:
+            ys = np.asarray(imp.scores[other][name], dtype=np.float64)
+            brushes = [pg.mkBrush(48, 96, 192, 170) if m else pg.mkBrush(208, 40, 40, 200) for m in mask]
+            self.scatter.setData(scores, ys, brush=brushes)
+            self.scatter_plot.setLabel("bottom", crit)
+            self.scatter_plot.setLabel("left", other)
+            self.scatter_plot.setTitle(f"vs {other}: Spearman ρ = {spearman(scores, ys):.2f}", color="#333", size="9pt")
+        self.unit_title.setText(f"<b>{short_unit_name(name)}</b> — {c} channels; the plan keeps "
+                                f"<span style='color:#3060c0'>● {int(mask.sum())}</span>, removes "
+                                f"<span style='color:#d02828'>● {c - int(mask.sum())}</span> "
+                                f"(by {self._plan_criterion()})")
+
+    def _timings_text(self) -> str:
+        imp = self.session.importance
+        if imp is None:
+            return "<i>No importance result.</i>"
+        cal = imp.calibration
+        rows = []
+        free = 0.0
+        grad = {}
+        for phase, m in imp.timings.items():
+            if phase in GRADIENT_CRITERIA:
+                grad[phase] = m.seconds
+            else:
+                free += m.seconds
+            mib = f"{m.peak_bytes / 2**20:.0f} MiB" if m.peak_bytes else ""
+            rows.append(f"<tr><td>{phase}</td><td align=right>&nbsp;{m.seconds:.2f} s</td>"
+                        f"<td align=right>&nbsp;{mib}</td></tr>")
+        text = (f"{len(imp.units)} units, {len(imp.criteria)} criteria<br>"
+                f"calibration: {len(cal.image_ids)} images of {cal.dataset} ({cal.split}), target {cal.target_size:g}"
+                f"<br><table>{''.join(rows)}</table>")
+        if free:
+            text += f"<br><b>gradient-free: {free:.2f} s</b>"
+        for name, sec in grad.items():
+            ratio = f" ({sec / free:.1f}× the gradient-free pass)" if free > 0 else ""
+            text += f"<br><b>{name}: {sec:.2f} s</b>{ratio}"
+        return text
+
+
+__all__ = ["ImportanceView", "ImportanceHeatmap", "heatmap_rows", "kept_by_plan", "normalize_unit", "spearman"]

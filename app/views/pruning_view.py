@@ -1,0 +1,181 @@
+"""The "Pruning" tab: the ratio panel (the plan and its predictions) and the jobs that act on it --
+prune, save the pruned model, fine-tune, evaluate and the sensitivity analysis. Results appear in the
+Metrics tab; the jobs run in the worker through the workbench controller."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea,
+                               QSpinBox, QVBoxLayout, QWidget)
+
+from app.pruning_jobs import SENSITIVITY_RATIOS, SCORE_DISTILLATION
+from app.state import Session
+from app.views.dataset_picker import DatasetPicker
+from app.views.ratio_panel import RatioPanel
+from app.workbench import WorkbenchController
+
+
+def parse_ratios(text: str) -> tuple[float, ...]:
+    """'0.1 0.2, 0.3' -> (0.1, 0.2, 0.3); ValueError names the bad entry."""
+    out = []
+    for tok in text.replace(",", " ").split():
+        try:
+            r = float(tok.rstrip("%")) / (100.0 if tok.endswith("%") else 1.0)
+        except ValueError:
+            raise ValueError(f"'{tok}' is not a ratio (write ratios like 0.1 0.3 0.5)") from None
+        if not 0.0 < r < 1.0:
+            raise ValueError(f"ratio {r:g} is outside (0, 1)")
+        out.append(r)
+    if not out:
+        raise ValueError("give at least one ratio")
+    return tuple(sorted(set(out)))
+
+
+def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+    s = QSpinBox()
+    s.setRange(lo, hi)
+    s.setValue(value)
+    s.setToolTip(tip)
+    return s
+
+
+class PruningView(QWidget):
+    def __init__(self, session: Session, workbench: WorkbenchController, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.workbench = workbench
+        runner = workbench.runner
+        self.ratio_panel = RatioPanel(session)
+
+        # -- prune
+        self.prune_button = QPushButton("Prune")
+        self.prune_button.setMinimumHeight(32)
+        self.prune_button.setStyleSheet("font-weight: bold;")
+        self.prune_button.setToolTip("Remove the plan's channels from a copy of the model (the original is kept)")
+        self.save_button = QPushButton("Save pruned model…")
+        self.save_button.setToolTip("Write the pruned model to a new file (never over the original)")
+        self.pruned_label = QLabel()
+        self.pruned_label.setWordWrap(True)
+        self.pruned_label.setTextFormat(Qt.TextFormat.RichText)
+        prune_box = QGroupBox("Prune")
+        pl = QVBoxLayout(prune_box)
+        pl.addWidget(self.prune_button)
+        pl.addWidget(self.save_button)
+        pl.addWidget(self.pruned_label)
+
+        # -- data
+        self.dataset = DatasetPicker(session, workbench)
+        data_box = QGroupBox("Dataset")
+        data_box.setToolTip("Fine-tuning trains on its train split; mAP is measured on its val split")
+        dl = QVBoxLayout(data_box)
+        dl.addWidget(self.dataset)
+
+        # -- fine-tune
+        self.ft_iterations = _spin(1, 100_000, 50, "Training iterations (batches) of this short run")
+        self.ft_eval_images = _spin(0, 10_000, 10, "Validation images for mAP before and after (0: all)")
+        self.finetune_button = QPushButton("Fine-tune")
+        distill = "attention distillation" + (" + score distillation" if SCORE_DISTILLATION else "")
+        self.finetune_button.setToolTip(f"Train the pruned model with the original as teacher ({distill}); "
+                                        "Cancel keeps a checkpoint, and Fine-tune again resumes from it")
+        ft_box = QGroupBox("Fine-tune (teacher: original)")
+        fl = QFormLayout(ft_box)
+        fl.addRow("Iterations", self.ft_iterations)
+        fl.addRow("mAP images", self.ft_eval_images)
+        fl.addRow(self.finetune_button)
+
+        # -- evaluate
+        self.eval_images = _spin(0, 10_000, 20, "Validation images (0: the whole split)")
+        self.evaluate_button = QPushButton("Evaluate original + pruned")
+        self.evaluate_button.setToolTip("mAP@0.5 on the val split, parameters, MACs, size and CPU latency")
+        ev_box = QGroupBox("Evaluate")
+        el = QFormLayout(ev_box)
+        el.addRow("Images", self.eval_images)
+        el.addRow(self.evaluate_button)
+
+        # -- sensitivity
+        self.sens_images = _spin(1, 10_000, 10, "Validation images per point")
+        self.sens_ratios = QLineEdit(" ".join(f"{r:g}" for r in SENSITIVITY_RATIOS))
+        self.sens_ratios.setToolTip("Ratios tried for each group (one group pruned at a time)")
+        self.sensitivity_button = QPushButton("Run sensitivity analysis")
+        self.sensitivity_button.setToolTip("For each group: prune it alone at each ratio with the plan's criterion, "
+                                           "measure mAP; curves in the Metrics tab")
+        sens_box = QGroupBox("Sensitivity analysis")
+        sl = QFormLayout(sens_box)
+        sl.addRow("Ratios", self.sens_ratios)
+        sl.addRow("Images", self.sens_images)
+        sl.addRow(self.sensitivity_button)
+        hint = QLabel("Results: Metrics tab.")
+        hint.setStyleSheet("color: palette(mid);")
+
+        actions = QWidget()
+        al = QVBoxLayout(actions)
+        al.setContentsMargins(0, 0, 0, 0)
+        for w in (prune_box, data_box, ft_box, ev_box, sens_box, hint):
+            al.addWidget(w)
+        al.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(actions)
+        scroll.setWidgetResizable(True)
+        scroll.setFixedWidth(262)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+
+        lay = QHBoxLayout(self)
+        lay.addWidget(self.ratio_panel, 1)
+        lay.addWidget(scroll)
+
+        # -- wiring
+        self.prune_button.clicked.connect(workbench.prune)
+        self.save_button.clicked.connect(lambda: workbench.save_pruned())
+        self.finetune_button.clicked.connect(self.run_finetune)
+        self.evaluate_button.clicked.connect(self.run_evaluate)
+        self.sensitivity_button.clicked.connect(self.run_sensitivity)
+        session.modelChanged.connect(self._update)
+        session.prunedModelChanged.connect(self._update)
+        session.planChanged.connect(self._update)
+        runner.busyChanged.connect(self._update)
+        self._update()
+
+    # -- actions ----------------------------------------------------------------------------------------
+    def run_finetune(self) -> bool:
+        return self.workbench.finetune(self.ft_iterations.value(), self.ft_eval_images.value())
+
+    def run_evaluate(self) -> bool:
+        return self.workbench.evaluate(self.eval_images.value())
+
+    def run_sensitivity(self) -> bool:
+        try:
+            ratios = parse_ratios(self.sens_ratios.text())
+        except ValueError as e:
+            self.workbench.dialogs.warning("Cannot run the sensitivity analysis", str(e))
+            return False
+        return self.workbench.sensitivity(self.sens_images.value(), ratios)
+
+    # -- session -> widgets ------------------------------------------------------------------------------
+    def _update(self, *_args) -> None:
+        s = self.session
+        busy = self.workbench.runner.busy
+        has_model = s.model_info is not None and bool(s.model_info.units)
+        has_pruned = s.pruned is not None
+        self.prune_button.setEnabled(has_model and not busy)
+        self.save_button.setEnabled(has_pruned and not busy)
+        self.finetune_button.setEnabled(has_model and has_pruned and not busy)
+        self.evaluate_button.setEnabled(s.model is not None and not busy)
+        self.sensitivity_button.setEnabled(has_model and not busy)
+        self.pruned_label.setText(self._pruned_text())
+
+    def _pruned_text(self) -> str:
+        s = self.session
+        if s.pruned_info is None:
+            return "<i>No pruned model yet.</i>"
+        info = s.pruned_info
+        where = Path(info.loaded.path).name if info.loaded.path else "in memory, not saved"
+        text = f"<b>Pruned model</b> ({where}): {info.summary.parameters:,} parameters, {info.summary.fp32_mb:.2f} MB"
+        r = s.prune_result
+        if r is not None:
+            text += (f"<br>predicted {r.predicted.parameters:,}, measured {r.measured_parameters:,}; "
+                     f"criterion {r.plan.criterion}; {r.seconds:.2f} s")
+            if r.plan != s.plan:
+                text += "<br><i>The plan changed since: press Prune to apply it.</i>"
+        return text

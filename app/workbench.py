@@ -1,0 +1,260 @@
+"""The pruning workbench's actions: compute or load importance, prune, save the pruned model, fine-tune,
+evaluate and the sensitivity analysis -- each one job in the runner, its result written into the session.
+
+Why a controller beside `AppController`: the Importance, Pruning and Metrics tabs trigger these actions
+and show their results, but views only read and write the session; the jobs themselves are plain
+functions in `app.pruning_jobs` (no Qt). Preconditions that fail (no model, no dataset, another job
+running) are told to the user through `Dialogs.warning`; job errors take the runner's one error path.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+from PySide6.QtCore import QObject
+
+from app.dialogs import MODEL_FILTER, Dialogs
+from app.pruning_jobs import (SENSITIVITY_RATIOS, FinetuneOutcome, PruneOutcome, SensitivityResult, evaluate_job,
+                              finetune_job, importance_job, load_importance_job, prune_job, save_pruned_job,
+                              sensitivity_groups, sensitivity_job)
+from app.state import Session, project_stem
+from app.worker import JobRunner
+
+log = logging.getLogger(__name__)
+
+IMPORTANCE_FILTER = "Importance results (*.json *.npz);;All files (*)"
+DATASET_NAMES = ("data/synth-0",)  # the project's benchmark, when generated (os2d-studio synth)
+
+
+def default_dataset() -> str | None:
+    """`data/synth-0` of the working folder or of the source tree, when it exists."""
+    roots = (Path.cwd(), Path(__file__).resolve().parent.parent)
+    for root in roots:
+        for name in DATASET_NAMES:
+            p = root / name
+            if (p / "dataset.json").is_file():
+                return str(p.resolve())
+    return None
+
+
+def unique_path(path: Path) -> Path:
+    """`path`, or `stem-2.pt`, `stem-3.pt`, ... : the first name not taken."""
+    if not path.exists():
+        return path
+    for i in range(2, 10_000):
+        p = path.with_name(f"{path.stem}-{i}{path.suffix}")
+        if not p.exists():
+            return p
+    raise OSError(f"{path.parent}: no free file name for {path.name}")
+
+
+class WorkbenchController(QObject):
+    """Starts the workbench jobs; results go into the session, which the views follow."""
+
+    def __init__(self, session: Session, runner: JobRunner, dialogs: Dialogs, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.runner = runner
+        self.dialogs = dialogs
+        self.checkpoint_every = 10  # fine-tuning checkpoints (a cancelled run resumes from the last one)
+        self.latency_repeats = 5  # CPU latency runs per model in an evaluation
+        self.scratch_dir: Path | None = None  # the work folder without a project (created on first use)
+
+    # -- where things go ------------------------------------------------------------------------------
+    def dataset(self) -> str | None:
+        """The calibration / evaluation data: the session's choice, else the project's benchmark."""
+        return self.session.dataset_path or default_dataset()
+
+    def work_dir(self) -> Path:
+        """Fine-tuning inputs, outputs and checkpoints: `NAME.work/` beside a saved project, else a
+        temporary folder kept for this session."""
+        if self.session.project_path:
+            p = Path(self.session.project_path)
+            d = p.parent / f"{project_stem(p)}.work"
+        else:
+            if self.scratch_dir is None:
+                self.scratch_dir = Path(tempfile.mkdtemp(prefix="os2d-studio-"))
+            d = self.scratch_dir
+        d.mkdir(parents=True, exist_ok=True)
+        return d
+
+    def _ready(self, action: str, *, model: bool = True, pruned: bool = False, dataset: bool = False) -> bool:
+        """Check what an action needs; tell the user what is missing."""
+        s = self.session
+        problem = None
+        if self.runner.busy:
+            problem = f"Wait for '{self.runner.current_name}' to finish, or cancel it."
+        elif model and s.model is None:
+            problem = "Open a model first (Model panel)."
+        elif model and not s.model_info.units:
+            problem = "This model has no prunable units the pruning engine knows."
+        elif pruned and s.pruned is None:
+            problem = "Prune the model first (Pruning tab), or open a pruned model."
+        elif dataset and not self.dataset():
+            problem = "Choose a dataset folder (an OS2D CSV dataset such as data/synth-0, or grozi:PATH)."
+        if problem:
+            self.dialogs.warning(f"Cannot {action}", problem)
+            return False
+        return True
+
+    # -- importance -----------------------------------------------------------------------------------
+    def compute_importance(self, criteria: Sequence[str], num_images: int) -> bool:
+        if not criteria:
+            self.dialogs.warning("Cannot compute importance", "Choose at least one criterion.")
+            return False
+        if not self._ready("compute importance", dataset=True):
+            return False
+        s = self.session
+        model = s.model
+
+        def done(result) -> None:
+            if s.model is model:  # a result for a replaced model would not match it
+                s.set_importance(result, adopt_criterion=True)
+
+        return self.runner.start("Computing importance", importance_job, model, self.dataset(), list(criteria),
+                                 int(num_images), on_result=done) is not None
+
+    def load_importance(self, path: str | None = None) -> bool:
+        if not self._ready("load importance"):
+            return False
+        if path is None:
+            path = self.dialogs.open_file("Load importance result", IMPORTANCE_FILTER)
+            if not path:
+                return False
+        s = self.session
+
+        def done(result) -> None:
+            from app.pruning_jobs import importance_mismatch
+
+            problem = importance_mismatch(result, s.model_info)
+            if problem:
+                self.dialogs.error("Cannot use this importance result", f"{path}: {problem}")
+                return
+            s.set_importance(result, adopt_criterion=True)
+
+        return self.runner.start("Loading importance", load_importance_job, path, on_result=done) is not None
+
+    # -- prune and save -------------------------------------------------------------------------------
+    def prune(self) -> bool:
+        if not self._ready("prune"):
+            return False
+        s = self.session
+        model, plan = s.model, s.plan
+
+        def done(outcome: PruneOutcome) -> None:
+            if s.model is model:
+                s.set_pruned(outcome.info, outcome.result)
+
+        return self.runner.start("Pruning", prune_job, model, plan, s.importance, on_result=done) is not None
+
+    def suggested_pruned_name(self) -> str:
+        s = self.session
+        stem = Path(s.model.path).stem if s.model and s.model.path else "model"
+        ratio = s.pruned.meta.get("pruning", {}).get("plan", {}).get("ratio") if s.pruned else None
+        tag = f"-pruned{round(100 * ratio)}" if ratio else "-pruned"
+        return f"{stem}{tag}.pt"
+
+    def save_pruned(self, path: str | None = None) -> bool:
+        """Save the pruned model (a file dialog when no path is given); never over the original."""
+        if not self._ready("save the pruned model", model=False, pruned=True):
+            return False
+        s = self.session
+        if path is None:
+            folder = Path(s.model.path).parent if s.model and s.model.path else Path.cwd()
+            path = self.dialogs.save_file("Save pruned model", MODEL_FILTER, str(folder / self.suggested_pruned_name()))
+            if not path:
+                return False
+            if Path(path).suffix.lower() not in (".pt", ".pth"):
+                path += ".pt"
+        inputs = [m.path for m in (s.model, s.pruned) if m is not None and m.path]
+        if any(Path(p).resolve() == Path(path).resolve() for p in inputs):
+            self.dialogs.error("Cannot save the pruned model",
+                               f"{path}: that is an input model; choose another file (models are never overwritten).")
+            return False
+        return self._save_pruned_to(path) is not None
+
+    def _save_pruned_to(self, path: str | Path, then=None):
+        s = self.session
+        pruned, result = s.pruned_info, s.prune_result
+
+        def done(info) -> None:
+            if s.pruned_info is pruned:
+                s.set_pruned(info, result)
+            if then is not None:
+                then()
+
+        return self.runner.start("Saving pruned model", save_pruned_job, pruned, str(path), prune_result=result,
+                                 original=s.model, on_result=done)
+
+    # -- fine-tune ------------------------------------------------------------------------------------
+    def finetune(self, iterations: int, eval_images: int = 0) -> bool:
+        """Fine-tune the pruned model with distillation from the original (saved first if in memory)."""
+        if not self._ready("fine-tune", pruned=True, dataset=True):
+            return False
+        s = self.session
+        if not s.model.path:
+            self.dialogs.warning("Cannot fine-tune", "The original model (the teacher) has no file.")
+            return False
+        if not s.pruned.path:  # core fine-tunes files: save the in-memory model into the work folder first
+            target = unique_path(self.work_dir() / self.suggested_pruned_name())
+            return self._save_pruned_to(target, then=lambda: self._start_finetune(iterations, eval_images)) is not None
+        return self._start_finetune(iterations, eval_images)
+
+    def finetune_output(self) -> Path:
+        """Where fine-tuning the current pruned model writes: the same name again resumes a cancelled run."""
+        src = Path(self.session.pruned.path)
+        out = self.work_dir() / f"{src.stem}-ft.pt"
+        if out.exists():  # a finished run of this input: start a new one beside it
+            out = unique_path(out)
+        return out
+
+    def _start_finetune(self, iterations: int, eval_images: int) -> bool:
+        s = self.session
+        if s.pruned is None or not s.pruned.path or s.model is None:
+            return False
+        s.start_finetune_log()
+
+        def done(outcome: FinetuneOutcome) -> None:
+            s.set_pruned(outcome.info)
+            s.set_finetune_summary(outcome.result.to_json())
+
+        worker = self.runner.start("Fine-tuning", finetune_job, s.pruned.path, s.model.path, self.dataset(),
+                                   str(self.finetune_output()), iterations=int(iterations),
+                                   eval_images=int(eval_images), checkpoint_every=self.checkpoint_every,
+                                   on_report=s.log_finetune, on_result=done)
+        return worker is not None
+
+    # -- evaluate and sensitivity ----------------------------------------------------------------------
+    def evaluate(self, max_images: int) -> bool:
+        """mAP@0.5, size, MACs and CPU latency of the original and (when there is one) the pruned model."""
+        if not self._ready("evaluate", dataset=True):
+            return False
+        s = self.session
+        models = {"original": s.model}
+        if s.pruned is not None:
+            models["pruned"] = s.pruned
+        return self.runner.start("Evaluating", evaluate_job, models, self.dataset(), max_images=int(max_images),
+                                 latency_repeats=self.latency_repeats, on_result=s.add_evaluations) is not None
+
+    def sensitivity(self, max_images: int, ratios: Sequence[float] = SENSITIVITY_RATIOS,
+                    groups: Sequence[str] | None = None) -> bool:
+        """Prune one group at a time at each ratio (the plan's criterion) and plot mAP against the ratio."""
+        if not self._ready("run the sensitivity analysis", dataset=True):
+            return False
+        s = self.session
+        plan = s.plan
+        groups = tuple(groups) if groups is not None else sensitivity_groups(s.model_info.units, plan)
+        partial = SensitivityResult(plan.criterion, tuple(float(r) for r in ratios), groups, int(max_images),
+                                    Path(str(self.dataset())).name)
+        s.set_sensitivity(partial)
+
+        def point(p) -> None:
+            if s.sensitivity is not None and s.sensitivity.criterion == partial.criterion:
+                s.set_sensitivity(s.sensitivity.with_point(p))
+
+        return self.runner.start("Sensitivity analysis", sensitivity_job, s.model, s.model_info.units, s.importance,
+                                 plan, self.dataset(), ratios=tuple(ratios), groups=groups, max_images=int(max_images),
+                                 on_report=point, on_result=s.set_sensitivity) is not None
