@@ -26,7 +26,7 @@ SENSITIVITY_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 # The fine-tuning loop's score distillation (MSE on the teacher's recognition maps) raises NameError in
 # core/train/loop.py (`t_pred` is undefined); attention distillation works. Set this back to
 # FinetuneConfig's default (1.0) once core is fixed.
-SCORE_DISTILLATION = 0.0
+SCORE_DISTILLATION = 1.0
 
 Report = Callable[[Any], None]
 

@@ -384,8 +384,6 @@ class ImportanceView(QWidget):
                 self.criterion.blockSignals(True)
                 self.criterion.setCurrentText(plan_crit if plan_crit in crits else crits[0])
                 self.criterion.blockSignals(False)
-            if self.versus.currentText() == self.criterion.currentText() and len(crits) > 1:
-                self.versus.setCurrentText(next(c for c in crits if c != self.criterion.currentText()))
         has = imp is not None
         self.heatmap.setVisible(has)
         self.empty_label.setVisible(not has)
@@ -406,6 +404,10 @@ class ImportanceView(QWidget):
             self.heatmap.set_rows(self._matrix, [], [])
             self._show_unit()
             return
+        if self.versus.currentText() == crit and len(imp.criteria) > 1:  # a scatter against itself says nothing
+            self.versus.blockSignals(True)
+            self.versus.setCurrentText(next(c for c in imp.criteria if c != crit))
+            self.versus.blockSignals(False)
         self._matrix = heatmap_rows(imp, crit)
         self.heatmap.set_rows(self._matrix, [short_unit_name(u) for u in imp.units], list(imp.channels))
         self._show_plan()
@@ -488,7 +490,7 @@ class ImportanceView(QWidget):
             self.scatter.setData(scores, ys, brush=brushes)
             self.scatter_plot.setLabel("bottom", crit)
             self.scatter_plot.setLabel("left", other)
-            self.scatter_plot.setTitle(f"vs {other}: Spearman ρ = {spearman(scores, ys):.2f}", color="#333", size="9pt")
+            self.scatter_plot.setTitle(f"ρ = {spearman(scores, ys):.2f} (Spearman)", color="#333", size="9pt")
         self.unit_title.setText(f"<b>{short_unit_name(name)}</b> — {c} channels; the plan keeps "
                                 f"<span style='color:#3060c0'>● {int(mask.sum())}</span>, removes "
                                 f"<span style='color:#d02828'>● {c - int(mask.sum())}</span> "

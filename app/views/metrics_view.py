@@ -48,8 +48,8 @@ def map_range(plot: pg.PlotWidget, maps: list[float]) -> None:
     plot.setYRange(0.0, max(0.05, min(1.0, top * 1.15)), padding=0.02)
 
 
-def _legend(plot: pg.PlotWidget) -> None:
-    plot.addLegend(offset=(-8, 8), brush=pg.mkBrush(255, 255, 255, 215), pen=pg.mkPen(200, 200, 200),
+def _legend(plot: pg.PlotWidget, offset: tuple[int, int] = (-8, 8)) -> None:
+    plot.addLegend(offset=offset, brush=pg.mkBrush(255, 255, 255, 215), pen=pg.mkPen(200, 200, 200),
                    labelTextColor="#333", labelTextSize="8pt", verSpacing=-4)
 
 
@@ -102,7 +102,7 @@ class MetricsView(QWidget):
         self.clear_button.setToolTip("Forget all evaluations, the sensitivity curves and the loss curve")
 
         self.pareto_plot = _plot("size vs mAP (Pareto front)", "size (MB, fp32)", "mAP@0.5")
-        _legend(self.pareto_plot)
+        _legend(self.pareto_plot, (-8, -8))  # bottom right: big accurate models sit top right
         self.front = self.pareto_plot.plot(pen=pg.mkPen((90, 90, 90), width=1.5, style=Qt.PenStyle.DashLine),
                                            name="Pareto front")
         self.sens_points = pg.ScatterPlotItem(size=7, symbol="t", pen=None, brush=pg.mkBrush(150, 150, 150, 160),
@@ -115,7 +115,7 @@ class MetricsView(QWidget):
             self.pareto_plot.addItem(item)
 
         self.sens_plot = _plot("sensitivity: one group pruned at a time", "ratio removed", "mAP@0.5")
-        _legend(self.sens_plot)
+        _legend(self.sens_plot, (8, -8))  # bottom left: curves start high at ratio 0 and fall
         self.sens_curves: dict[str, pg.PlotDataItem] = {}
         self.baseline = pg.InfiniteLine(angle=0, pen=pg.mkPen((90, 90, 90), style=Qt.PenStyle.DashLine),
                                         label="unpruned {value:.3f}", labelOpts={"color": "#555", "position": 0.85,

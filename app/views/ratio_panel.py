@@ -150,8 +150,9 @@ class RatioPanel(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(28)
         h = self.table.horizontalHeader()
-        for c in range(len(UNIT_COLUMNS)):
-            h.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
+        # column widths are set once per model (`_rebuild_units`): with ResizeToContents every "Kept" update
+        # would re-measure the whole column, which made a slider step cost ~80 ms on ResNet-101's 66 units
+        h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setSectionResizeMode(COL_SLIDER, QHeaderView.ResizeMode.Stretch)
         self.unit_sliders: dict[str, QLabeledDoubleSlider] = {}
         self.unit_locks: dict[str, QCheckBox] = {}
@@ -277,7 +278,11 @@ class RatioPanel(QWidget):
             hl.addWidget(lock)
             self.table.setCellWidget(row, COL_LOCK, holder)
             self.unit_sliders[u.name], self.unit_locks[u.name], self.unit_rows[u.name] = slider, lock, row
-        self.table.setColumnWidth(COL_SLIDER, 220)
+        for c in range(len(UNIT_COLUMNS)):
+            if c != COL_SLIDER:
+                self.table.resizeColumnToContents(c)
+        self.table.setColumnWidth(COL_KEPT, max(self.table.columnWidth(COL_KEPT),
+                                                self.table.fontMetrics().horizontalAdvance("0000 / 0000") + 16))
 
     def _criteria(self) -> list[str]:
         imp = self.session.importance
@@ -317,7 +322,9 @@ class RatioPanel(QWidget):
                 slider.setEnabled(not excluded)
                 self.unit_locks[u.name].setEnabled(not excluded)
                 item = self.table.item(self.unit_rows[u.name], COL_KEPT)
-                item.setText(f"{self.counts[u.name]} / {u.channels}")
+                text = f"{self.counts[u.name]} / {u.channels}"
+                if item.text() != text:
+                    item.setText(text)
             crits = self._criteria()
             if [self.criterion.itemText(i) for i in range(self.criterion.count())] != crits:
                 self.criterion.clear()

@@ -272,7 +272,7 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
                 t_out = teacher(images, class_images)
                 t_feats = teacher.target_features(images) if cfg.distill_attention_weight > 0 else None
             if cfg.distill_score_weight > 0:
-                d = score_distillation(pred.cls.float(), t_pred.cls.float())
+                d = score_distillation(pred.cls.float(), t_out.cls.float())
                 loss = loss + cfg.distill_score_weight * d
                 losses["distill_score"] = d.detach()
             if cfg.distill_attention_weight > 0:

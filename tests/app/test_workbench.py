@@ -74,6 +74,8 @@ def test_compute_importance_fills_the_heatmap(bench, wait_idle, message_boxes):
     c = imp.channels[3]
     assert len(view.curve.yData) == c and len(view.scatter.data) == c
     assert "Spearman" in view.scatter_plot.plotItem.titleLabel.text
+    assert view.versus.currentText() != "weight_l1"  # never against itself
+    assert view.scatter_plot.plotItem.getAxis("left").labelText == view.versus.currentText()
 
 
 def test_sliders_drive_the_plan_predictions_and_cut_lines(bench, wait_idle):

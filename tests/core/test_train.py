@@ -115,3 +115,13 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_synth, tmp_path):
     assert set(digests) == {"0/2", "1/2"}, done.stdout[-2000:]
     assert digests["0/2"] == digests["1/2"]
     assert load_model(out).meta["training"]["world_size"] == 2
+
+
+def test_distillation_from_a_teacher_runs(tiny_synth, tmp_path):
+    from core.model.checkpoint import save_model
+    from core.model.os2d import ModelConfig, OS2DModel
+
+    teacher = save_model(OS2DModel(ModelConfig("resnet18")), tmp_path / "teacher.pt")
+    res = train(_cfg(tiny_synth, tmp_path / "student.pt", iterations=2, init=str(teacher), teacher=str(teacher),
+                     distill_score_weight=1.0, distill_attention_weight=1.0))
+    assert all("distill_score" in h and "distill_attention" in h for h in res.history)
