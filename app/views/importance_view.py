@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
+
+from app.views.plots import make_plot
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
@@ -86,15 +88,7 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
-    w = pg.PlotWidget(background="w")
-    w.setTitle(title, color="#333", size="9pt")
-    w.setLabel("bottom", x)
-    w.setLabel("left", y)
-    w.showGrid(x=True, y=True, alpha=0.25)
-    for side in ("bottom", "left"):
-        w.getAxis(side).enableAutoSIPrefix(False)  # no "(x0.001)": scores and mAP read as they are
-    w.setMinimumHeight(170)
-    return w
+    return make_plot(title, x, y)
 
 
 class ImportanceHeatmap(pg.GraphicsLayoutWidget):

@@ -12,6 +12,8 @@ import time
 
 import numpy as np
 import pyqtgraph as pg
+
+from app.views.plots import make_plot
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
@@ -54,15 +56,7 @@ def _legend(plot: pg.PlotWidget, offset: tuple[int, int] = (-8, 8)) -> None:
 
 
 def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
-    w = pg.PlotWidget(background="w")
-    w.setTitle(title, color="#333", size="10pt")
-    w.setLabel("bottom", x)
-    w.setLabel("left", y)
-    w.showGrid(x=True, y=True, alpha=0.25)
-    for side in ("bottom", "left"):
-        w.getAxis(side).enableAutoSIPrefix(False)  # no "(x0.001)": scores and mAP read as they are
-    w.setMinimumHeight(220)
-    return w
+    return make_plot(title, x, y, title_size="10pt", min_height=220)
 
 
 def _item(text: str, right: bool = False) -> QTableWidgetItem:
