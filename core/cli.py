@@ -131,6 +131,7 @@ def cmd_train(args) -> int:
 
     from core.train.batches import BatchConfig
     from core.train.loop import TrainConfig, train
+    from core.train.loss import LossConfig
 
     batch = BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size, crop_size=args.crop_size,
                         train_scale=args.train_scale)
@@ -138,7 +139,8 @@ def cmd_train(args) -> int:
                       init=args.init or "", init_trunk=args.init_trunk or "", iterations=args.iterations, lr=args.lr,
                       optimizer=args.optimizer, batch=batch, eval_every=args.eval_every, eval_images=args.eval_images,
                       checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device, threads=args.threads,
-                      resume=not args.restart, remap_from=args.remap_from)
+                      resume=not args.restart, remap_from=args.remap_from,
+                      loss=LossConfig(match_weight=args.match_weight, match_temperature=args.match_temperature))
     if args.teacher:
         cfg = replace(cfg, teacher=args.teacher)
     res = train(cfg, progress=ConsoleProgress("train"),
@@ -344,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--remap-from", type=float, default=0.0,
                    help="fraction of the run trained on anchor targets before OS2D's target remapping starts")
+    t.add_argument("--match-weight", type=float, default=0.0,
+                   help="weight of the aligned-matching loss on ground-truth boxes (helps training from scratch)")
+    t.add_argument("--match-temperature", type=float, default=0.1)
     t.add_argument("--restart", action="store_true", help="ignore an existing checkpoint in the work folder")
     t.set_defaults(func=cmd_train)
     im = sub.add_parser("importance", help="rank channels (gradient-free criteria, or the gradient references)")

@@ -30,8 +30,8 @@ from core.model.checkpoint import (CheckpointError, atomic_torch_save, build_and
                                    load_trunk_weights, save_model, unique_state_dict)
 from core.model.os2d import ModelConfig, OS2DModel
 from core.train.batches import BatchConfig, BatchSampler
-from core.train.loss import (LossConfig, attention_distillation, build_targets, detection_loss, remap_targets,
-                             score_distillation)
+from core.train.loss import (LossConfig, attention_distillation, build_targets, detection_loss, matching_loss,
+                             remap_targets, score_distillation)
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class _TrainStep(nn.Module):
         for m, t in was:
             m.train(t)
         feats = self.model.target_features(images)
-        return self.model.head(feats, class_feats, with_detached=True), feats
+        return self.model.head(feats, class_feats, with_detached=True), feats, class_feats
 
 
 def _lr_factor(it: int, cfg: TrainConfig) -> float:
@@ -248,7 +248,7 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
         images = b.images.to(device)
         class_images = [c.to(device) for c in b.class_images]
         with torch.autocast("cuda", dtype=torch.bfloat16) if use_amp else contextlib.nullcontext():
-            pred, feats = step(images, class_images)
+            pred, feats, class_feats = step(images, class_images)
         fm_h, fm_w = pred.fm_hw
         key = (fm_h, fm_w)
         if key not in anchors_cache:
@@ -267,6 +267,12 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
         losses = detection_loss(pred.loc.float(), pred.cls.float(), pred.cls_transform_detached.float(), targets,
                                 anchors, cfg.loss, remapped)
         loss = losses["loss"]
+        if cfg.loss.match_weight > 0:
+            m = matching_loss(feats.float(), class_feats.float(), gt_boxes, gt_labels, gt_diff, model.stride,
+                              cfg.loss.match_temperature)
+            if m is not None:
+                loss = loss + cfg.loss.match_weight * m
+                losses["match"] = m.detach()
         if teacher is not None and (cfg.distill_score_weight > 0 or cfg.distill_attention_weight > 0):
             with torch.no_grad():
                 t_out = teacher(images, class_images)

@@ -14,9 +14,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import box_iou, generalized_box_iou_loss
+from torchvision.ops import box_iou, generalized_box_iou_loss, roi_align
 
 from core.model import box_coder
+from core.model.os2d import GRID, class_pool_mask
+from core.model.transform_net import l2_normalize_channels
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class LossConfig:
     rll_neg_weight_ratio: float = 0.001
     class_neg_weight: float = 1.0
     giou_weight: float = 0.0  # extra GIoU term on positives (fine-tuning)
+    match_weight: float = 0.0  # aligned-matching term on ground-truth boxes (training from scratch)
+    match_temperature: float = 0.1
 
 
 def _match(ious: torch.Tensor, difficult: torch.Tensor, pos_iou: float, neg_iou: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -162,6 +166,32 @@ def _hard_negatives(cls_el: torch.Tensor, neg: torch.Tensor, num_pos: int, ratio
     if k > 0:
         mask[flat.topk(k).indices] = True
     return mask.view_as(neg) & neg
+
+
+# -- aligned matching ----------------------------------------------------------------------------
+def matching_loss(feats: torch.Tensor, class_feats: torch.Tensor, boxes: list[torch.Tensor],
+                  labels: list[torch.Tensor], difficult: list[torch.Tensor], stride: int,
+                  temperature: float) -> torch.Tensor | None:
+    """Cross-entropy over the class batch of OS2D's score at the *ideal* alignment of every object.
+
+    OS2D's own loss only reaches the trunk through anchors whose default box overlaps an object by
+    IoU 0.5, a few per batch when training from scratch. Here each ground-truth box is RoI-aligned
+    onto the 15x15 grid the class features live on and scored against every class image with the
+    same pooled cosine correlation the head uses, so every object teaches the trunk which class it
+    is and which it is not. feats [B, D, H, W]; class_feats [C, D, 15, 15]; boxes in image pixels.
+    """
+    keep = [~d for d in difficult]
+    rois = [b[k].to(feats.dtype) for b, k in zip(boxes, keep)]
+    target = torch.cat([lab[k] for lab, k in zip(labels, keep)])
+    if target.numel() == 0 or class_feats.size(0) < 2:
+        return None
+    pooled = roi_align(feats, rois, output_size=(GRID, GRID), spatial_scale=1.0 / stride, sampling_ratio=2,
+                       aligned=True)  # [N, D, 15, 15]
+    obj = l2_normalize_channels(pooled, 1e-5)
+    cls = l2_normalize_channels(class_feats.to(obj.dtype), 1e-5)
+    mask = class_pool_mask(1, obj.device).view(GRID, GRID)
+    scores = torch.einsum("ndyx,cdyx,yx->nc", obj, cls, mask)  # mask sums to 1
+    return F.cross_entropy(scores / temperature, target.to(scores.device))
 
 
 # -- distillation ---------------------------------------------------------------------------------

@@ -125,3 +125,26 @@ def test_distillation_from_a_teacher_runs(tiny_synth, tmp_path):
     res = train(_cfg(tiny_synth, tmp_path / "student.pt", iterations=2, init=str(teacher), teacher=str(teacher),
                      distill_score_weight=1.0, distill_attention_weight=1.0))
     assert all("distill_score" in h and "distill_attention" in h for h in res.history)
+
+
+def test_matching_loss_rewards_the_true_class_at_the_ideal_alignment():
+    from core.train.loss import matching_loss
+
+    torch.manual_seed(0)
+    class_feats = torch.randn(3, 8, 15, 15)
+    # a 15x15 stride-1 map that *is* class 1's feature grid; the box covers it exactly
+    feats = class_feats[1:2].clone()
+    box = [torch.tensor([[0.0, 0.0, 15.0, 15.0]])]
+    no = [torch.tensor([False])]
+    right = matching_loss(feats, class_feats, box, [torch.tensor([1])], no, stride=1, temperature=0.1)
+    wrong = matching_loss(feats, class_feats, box, [torch.tensor([0])], no, stride=1, temperature=0.1)
+    assert right < 0.01 < 5.0 < wrong
+    # difficult boxes do not count; with nothing left there is no loss
+    assert matching_loss(feats, class_feats, box, [torch.tensor([1])], [torch.tensor([True])], 1, 0.1) is None
+
+
+def test_matching_term_is_logged_when_enabled(tiny_synth, tmp_path):
+    from core.train.loss import LossConfig
+
+    res = train(_cfg(tiny_synth, tmp_path / "m.pt", iterations=2, loss=LossConfig(match_weight=1.0)))
+    assert any("match" in h for h in res.history)
