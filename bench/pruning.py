@@ -24,7 +24,6 @@ import copy
 import datetime
 import json
 import platform
-import re
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from bench.sections import markers, write_section
 from core.eval.profile import profile_model
 from core.model.os2d import OS2D_V2, ModelConfig, OS2DModel
 from core.prune.job import prune
@@ -40,7 +40,7 @@ from core.prune.surgery import consistency_problems
 from core.prune.units import find_units
 from core.resources import default_model_path
 
-START, END = "<!-- pruning:start -->", "<!-- pruning:end -->"
+START, END = markers("pruning")
 SEED_MB = {0.0: 39.95, 0.3: 28.05, 0.5: 20.52}  # the seed study's ResNet-50 OS2D table
 
 
@@ -169,12 +169,6 @@ def markdown(results: list[dict], args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END) + r"\n?", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
 
 
 def main(argv=None) -> int:
@@ -197,7 +191,7 @@ def main(argv=None) -> int:
     ratios = [float(r) for r in args.ratios.split(",")]
     results = [bench_arch(a.strip(), ratios, args) for a in args.archs.split(",")]
     section = markdown(results, args)
-    write_section(Path(args.out), section)
+    write_section(args.out, "pruning", section)
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2), encoding="utf-8")
     print(section)

@@ -19,19 +19,19 @@ import argparse
 import datetime
 import json
 import platform
-import re
 import sys
 from pathlib import Path
 
 import torch
 
+from bench.sections import markers, write_section
 from core.compare import compare
 from core.model.checkpoint import load_model
 from core.prune.job import prune
 from core.prune.plan import PruningPlan, weight_magnitude_importance
 from core.resources import default_model_path
 
-START, END = "<!-- video:start -->", "<!-- video:end -->"
+START, END = markers("video")
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "data" / "synth-0"
 
@@ -91,13 +91,6 @@ def markdown(data: dict, args) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_section(path: Path, section: str) -> None:
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(re.escape(START) + r".*?" + re.escape(END) + r"\n?", re.S)
-    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
-    from core.io import atomic_write_text
-
-    atomic_write_text(path, text)
 
 
 def main(argv=None) -> int:
@@ -122,7 +115,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     data = run(args)
     section = markdown(data, args)
-    write_section(Path(args.out), section)
+    write_section(args.out, "video", section)
     if args.json:
         from core.io import atomic_write_text
 

@@ -1,0 +1,23 @@
+"""Each benchmark owns one marked section of bench/RESULTS.md and replaces only that section."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from core.io import atomic_write_text
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+def write_section(path: str | Path, name: str, section: str) -> None:
+    """`section` must start and end with `markers(name)`; other sections and text stay as they are."""
+    path = Path(path)
+    start, end = markers(name)
+    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
+    pattern = re.compile(re.escape(start) + r".*?" + re.escape(end) + r"\n?", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
