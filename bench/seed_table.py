@@ -93,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--class-batch-size", type=int, default=6)
     p.add_argument("--crop-size", type=int, default=384)
     p.add_argument("--target-size", type=float, default=None, help="default: the model's eval scale")
+    p.add_argument("--no-control", dest="control", action="store_false",
+                   help="skip fine-tuning the unpruned original with the same budget")
     p.add_argument("--latency-repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto")
@@ -130,9 +132,28 @@ def main(argv: list[str] | None = None) -> int:
                             "cpu_ms": prof.cpu_latency_ms})
         return cache.get(key)
 
-    # 1. the original
+    def tune(model_path: Path, tag: str) -> Path:
+        """The same fine-tune budget for every row (resumes a killed run from its last checkpoint)."""
+        ft_path = work / f"{tag}-ft.pt"
+        if not ft_path.exists():
+            cfg = FinetuneConfig(
+                model=str(model_path), dataset=args.dataset, out=str(ft_path), teacher=str(orig_path),
+                iterations=args.finetune_iterations, lr=args.finetune_lr, evaluate_before_after=False,
+                batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
+                                  crop_size=args.crop_size, train_scale=scale),
+                device=args.device, threads=args.threads, work_dir=str(work / f"{tag}-ft.run"))
+            t0 = time.perf_counter()
+            finetune(cfg, progress=ConsoleProgress(f"finetune {tag}"))
+            if cache.get(f"ft_seconds/{tag}") is None:
+                cache.put(f"ft_seconds/{tag}", time.perf_counter() - t0)
+        return ft_path
+
+    # 1. the original, and (control) the original given the same fine-tune budget: an undertrained
+    # model gains from more iterations whether or not it was pruned
     rows = [{"ratio": 0.0, "criterion": "", **profile(orig_path, "profile/original"),
              "map_before": val_map(orig_path, "map/original"), "map_after": None}]
+    if args.control:
+        rows[0]["map_after"] = val_map(tune(orig_path, "r00-original"), "map/r00-original-ft")
     base_map, base_ms = rows[0]["map_before"], rows[0]["cpu_ms"]
 
     # 2. every criterion on one calibration set; per-criterion wall time
@@ -151,21 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     for ratio in args.ratios:
         for crit in args.criteria:
             tag = f"r{int(round(ratio * 100)):02d}-{crit}"
-            pruned_path, ft_path = work / f"{tag}.pt", work / f"{tag}-ft.pt"
+            pruned_path = work / f"{tag}.pt"
             if not pruned_path.exists():
                 res = prune(original, PruningPlan(ratio=ratio, criterion=crit), importance)
                 save_pruned(res, pruned_path, orig_path, extra_meta={"eval_scale": scale})
-            if not ft_path.exists():
-                cfg = FinetuneConfig(
-                    model=str(pruned_path), dataset=args.dataset, out=str(ft_path), teacher=str(orig_path),
-                    iterations=args.finetune_iterations, lr=args.finetune_lr, evaluate_before_after=False,
-                    batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
-                                      crop_size=args.crop_size, train_scale=scale),
-                    device=args.device, threads=args.threads, work_dir=str(work / f"{tag}-ft.run"))
-                t0 = time.perf_counter()
-                finetune(cfg, progress=ConsoleProgress(f"finetune {tag}"))
-                if cache.get(f"ft_seconds/{tag}") is None:
-                    cache.put(f"ft_seconds/{tag}", time.perf_counter() - t0)
+            ft_path = tune(pruned_path, tag)
             rows.append({"ratio": ratio, "criterion": crit, **profile(pruned_path, f"profile/{tag}"),
                          "map_before": val_map(pruned_path, f"map/{tag}"), "map_after": val_map(ft_path, f"map/{tag}-ft"),
                          "ft_seconds": cache.get(f"ft_seconds/{tag}")})
@@ -190,22 +201,25 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
     lines = [start, "## Seed-study table on the default model (`bench/seed_table.py`)", "",
              f"Model `{model_path}`, benchmark `{args.dataset}` (held-out classes, {args.eval_images or 'all'} val "
              f"images, eval scale {scale:g}); calibration {args.calib_images} train images; every pruned model "
-             f"fine-tuned {args.finetune_iterations} iterations (batch {args.batch_size}×{args.class_batch_size} "
+             f"(and, as a control, the original: the 0 % row's fine-tuned mAP) fine-tuned {args.finetune_iterations} iterations (batch {args.batch_size}×{args.class_batch_size} "
              f"classes, lr {args.finetune_lr:g}, detection loss + GIoU + score and attention distillation from the "
              f"original). Latency: CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} "
              f"threads), one {latency_input[0]}×{latency_input[1]} image and one class, median of "
              f"{args.latency_repeats}. Measured {time.strftime('%Y-%m-%d')}.", "",
              "| ratio | criterion | params | size MB | GMACs | CPU ms | speedup | mAP pruned | mAP fine-tuned "
-             "| retention | ranking cost s |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| retention | vs original fine-tuned | ranking cost s |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    control = rows[0]["map_after"]
     for r in rows:
         ret = None if not base_map or r["map_after"] is None else r["map_after"] / base_map
+        ret_c = None if not control or r["map_after"] is None else r["map_after"] / control
         speed = base_ms / r["cpu_ms"] if r.get("cpu_ms") and base_ms else None
         c = r["criterion"]
         lines.append(
             f"| {r['ratio']:.0%} | {LABELS.get(c, 'original')} | {r['parameters'] / 1e6:.2f} M | {r['size_mb']:.2f} | "
             f"{r['gmacs']:.1f} | {r['cpu_ms']:.0f} | {'—' if speed is None else f'{speed:.2f}x'} | "
             f"{_m(r['map_before'])} | {_m(r['map_after'])} | {'—' if ret is None else f'{ret:.0%}'} | "
+            f"{'—' if ret_c is None else f'{ret_c:.0%}'} | "
             f"{'—' if not c or cost.get(c) is None else f'{cost[c]:.1f}'} |")
     lines += ["", "Targets (issue 6): retention after fine-tuning ≥ 95 % at 30 % and ≥ 85 % at 50 %; the "
               "gradient-free criterion within 0.02 mAP of gradient LCP."]
@@ -215,7 +229,8 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
         ret = by.get((ratio, "combined"), {}).get("map_after")
         parts = []
         if ret is not None and base_map:
-            parts.append(f"retention {ret / base_map:.0%}")
+            parts.append(f"retention {ret / base_map:.0%}"
+                         + (f" ({ret / control:.0%} of the equally fine-tuned original)" if control else ""))
         if gf and lcp and gf["map_after"] is not None and lcp["map_after"] is not None:
             parts.append(f"gradient-free − LCP = {gf['map_after'] - lcp['map_after']:+.3f} mAP")
         if cost.get("combined") and cost.get("lcp"):
