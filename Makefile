@@ -25,5 +25,25 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 	$(VENV)/bin/lint-imports
 
+# The one-folder executable for lab demos (packaging/os2d-studio.spec → dist/os2d-studio/; README
+# "Packaged executable"). PyInstaller goes into .venv only here, pinned; intermediates in build/pyinstaller.
+PYINSTALLER_VERSION ?= 6.22.3
+PYINSTALLER_STAMP := $(VENV)/.pyinstaller-$(PYINSTALLER_VERSION)
+PACKAGE_DIR := dist/os2d-studio
+
+$(PYINSTALLER_STAMP): $(STAMP)
+	$(PY) -m pip install -q "pyinstaller==$(PYINSTALLER_VERSION)"
+	touch $(PYINSTALLER_STAMP)
+
+package: $(PYINSTALLER_STAMP)
+	$(PY) -m PyInstaller --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller \
+		packaging/os2d-studio.spec
+	@du -sh $(PACKAGE_DIR)
+	@echo "built $(PACKAGE_DIR)/os2d-studio (try: QT_QPA_PLATFORM=offscreen $(PACKAGE_DIR)/os2d-studio --self-test)"
+
+# Builds the package, then runs the slow test that runs the built executable's --self-test.
+test-package: package
+	PACKAGE_DIR=$(PACKAGE_DIR) QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow tests/test_package.py
+
 clean-venv:
 	rm -rf $(VENV)

@@ -18,6 +18,9 @@ SaveAnswer = Literal["save", "discard", "cancel"]
 MODEL_FILTER = "Model files (*.pt *.pth *.pth.tar *.ckpt);;All files (*)"
 IMAGE_FILTER = "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.webp);;All files (*)"
 PROJECT_FILTER = "os2d-studio projects (*.os2d.json *.json);;All files (*)"
+VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v *.mpg);;All files (*)"
+VIDEO_OUT_FILTER = "MP4 video (*.mp4);;AVI video (*.avi)"
+PNG_FILTER = "PNG image (*.png)"
 
 
 class Dialogs:

@@ -23,12 +23,11 @@ from app.views.metrics_view import MetricsView
 from app.views.model_panel import ModelPanel
 from app.views.placeholder import PlaceholderView
 from app.views.pruning_view import PruningView
+from app.views.video_view import VideoView
 from app.worker import JobRunner
 from app.workbench import WorkbenchController
 
-COMING = {
-    "Video": "Side-by-side original vs pruned detection on video (file or camera) with FPS arrives here.",
-}
+COMING: dict[str, str] = {}  # tab title -> what arrives there (PlaceholderView), for tabs still to come
 
 
 class MainWindow(QMainWindow):
@@ -54,9 +53,10 @@ class MainWindow(QMainWindow):
         self.detection_view = DetectionView(self.session, self.controller)
         self.importance_view = ImportanceView(self.session, self.workbench)
         self.pruning_view = PruningView(self.session, self.workbench)
+        self.video_view = VideoView(self.session, self.controller)
         self.metrics_view = MetricsView(self.session)
         views = {"Importance": self.importance_view, "Pruning": self.pruning_view, "Detection": self.detection_view,
-                 "Metrics": self.metrics_view}
+                 "Video": self.video_view, "Metrics": self.metrics_view}
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         for title in ("Importance", "Pruning", "Detection", "Video", "Metrics"):

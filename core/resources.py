@@ -1,4 +1,9 @@
-"""Where the bundled default model and sample media live (source tree, installed, or PyInstaller bundle)."""
+"""Where the bundled default model, sample media and app icon live.
+
+Looked up in order: `OS2D_STUDIO_RESOURCES` (a folder laid out like `resources/`), the PyInstaller bundle
+(`sys._MEIPASS`: `_internal/` beside the executable of a one-folder build, which holds `resources/`;
+see packaging/os2d-studio.spec), else the source tree (`resources/` beside `core/`).
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,11 @@ def default_model_path() -> Path:
 
 def samples_dir() -> Path:
     return resources_dir() / "samples"
+
+
+def icon_path() -> Path:
+    """The app icon (PNG, 256x256; scripts/make_icon.py draws it)."""
+    return resources_dir() / "icons" / "os2d-studio.png"
 
 
 def require_default_model() -> Path:

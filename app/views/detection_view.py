@@ -11,32 +11,24 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QColor, QImage, QPixmap
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPixmap
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QListWidget, QListWidgetItem, QPushButton, QSpinBox, QSplitter, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWidget)
+                               QLabel, QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
+                               QWidget)
 from superqt import QLabeledDoubleSlider
 
 from app.controller import AppController
 from app.dialogs import IMAGE_FILTER
 from app.jobs import detect_job
 from app.state import COMPARE_MODES, ClassImageSpec, Session
+from app.views.class_images import ClassImageList
 from app.views.image_pane import ImagePane, PaneArea
 from core.resources import samples_dir
 from core.visualize import class_color
 
-THUMB = 56
 
-
-def thumbnail(rgb: np.ndarray, side: int = THUMB) -> QPixmap:
-    h, w = rgb.shape[:2]
-    img = QImage(np.ascontiguousarray(rgb).data, w, h, 3 * w, QImage.Format.Format_RGB888).copy()
-    return QPixmap.fromImage(img).scaled(side, side, Qt.AspectRatioMode.KeepAspectRatio,
-                                         Qt.TransformationMode.SmoothTransformation)
-
-
-def _slider(lo: float, hi: float, value: float) -> QLabeledDoubleSlider:
+def labeled_slider(lo: float, hi: float, value: float) -> QLabeledDoubleSlider:
     s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
     s.setRange(lo, hi)
     s.setSingleStep(0.01)
@@ -55,24 +47,15 @@ class DetectionView(QWidget):
         self._syncing = False
         self._rows: list[tuple[str, int]] = []  # table row -> (variant, index among the shown detections)
 
-        # -- class images
-        self.class_list = QListWidget()
-        self.class_list.setIconSize(QSize(THUMB, THUMB))
-        self.class_list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                                        | QAbstractItemView.EditTrigger.EditKeyPressed)
-        self.class_list.setToolTip("Double-click a name to rename the class")
-        self.add_button = QPushButton("Add…")
+        # -- class images (the session's list, shared with the Video tab) + crops of the target
+        classes_box = self.classes = ClassImageList(session, self.dialogs, self._folder)
+        self.class_list = self.classes.list
+        self.add_button = self.classes.add_button
+        self.remove_button = self.classes.remove_button
         self.crop_button = QPushButton("Crop from target")
         self.crop_button.setCheckable(True)
         self.crop_button.setToolTip("Drag a rectangle on the target image to use it as a class image")
-        self.remove_button = QPushButton("Remove")
-        row = QHBoxLayout()
-        for b in (self.add_button, self.crop_button, self.remove_button):
-            row.addWidget(b)
-        classes_box = QGroupBox("Class images")
-        cl = QVBoxLayout(classes_box)
-        cl.addWidget(self.class_list)
-        cl.addLayout(row)
+        self.classes.buttons.insertWidget(1, self.crop_button)
 
         # -- target
         self.target_button = QPushButton("Choose target…")
@@ -85,10 +68,10 @@ class DetectionView(QWidget):
 
         # -- settings
         ds = session.detection_settings
-        self.score_slider = _slider(-1.0, 1.0, ds.score_threshold)
+        self.score_slider = labeled_slider(-1.0, 1.0, ds.score_threshold)
         self.score_slider.setToolTip("Minimum score shown (OS2D scores are correlations in [-1, 1]); "
                                      "re-filters instantly")
-        self.nms_slider = _slider(0.05, 0.95, ds.nms_iou_threshold)
+        self.nms_slider = labeled_slider(0.05, 0.95, ds.nms_iou_threshold)
         self.nms_slider.setToolTip("IoU above which NMS merges boxes of a class; applies on the next Detect")
         self.max_shown = QSpinBox()
         self.max_shown.setRange(1, 1000)
@@ -144,11 +127,8 @@ class DetectionView(QWidget):
         lay.addWidget(splitter, 1)
 
         # -- wiring
-        self.add_button.clicked.connect(self.choose_class_images)
-        self.remove_button.clicked.connect(self._remove_selected)
         self.crop_button.toggled.connect(self._set_crop_mode)
         self.target_button.clicked.connect(self.choose_target)
-        self.class_list.itemChanged.connect(self._renamed)
         self.score_slider.valueChanged.connect(lambda v: self._write_settings(score_threshold=round(float(v), 4)))
         self.nms_slider.valueChanged.connect(lambda v: self._write_settings(nms_iou_threshold=round(float(v), 4)))
         self.max_shown.valueChanged.connect(lambda v: self._write_settings(max_shown=int(v)))
@@ -175,14 +155,10 @@ class DetectionView(QWidget):
         return str(samples_dir()) if samples_dir().is_dir() else ""
 
     def choose_class_images(self) -> None:
-        paths = self.dialogs.open_files("Add class images", IMAGE_FILTER, self._folder())
-        self.add_class_image_files(paths)
+        self.classes.choose()
 
     def add_class_image_files(self, paths: list[str]) -> None:
-        try:
-            self.session.add_class_images([ClassImageSpec(Path(p).stem, str(Path(p).resolve())) for p in paths])
-        except ValueError as e:
-            self.dialogs.error("Cannot add class image", str(e))
+        self.classes.add_files(paths)
 
     def choose_target(self) -> None:
         path = self.dialogs.open_file("Choose target image", IMAGE_FILTER, self._folder())
@@ -202,19 +178,6 @@ class DetectionView(QWidget):
         except ValueError as e:
             self.dialogs.error("Cannot crop a class image", str(e))
             return None
-
-    def _remove_selected(self) -> None:
-        row = self.class_list.currentRow()
-        if row >= 0:
-            self.session.remove_class_image(row)
-
-    def _renamed(self, item: QListWidgetItem) -> None:
-        if self._syncing:
-            return
-        row = self.class_list.row(item)
-        name = item.text().strip()
-        if name and name != self.session.class_images[row].name:
-            self.session.rename_class_image(row, name)
 
     def _set_crop_mode(self, on: bool) -> None:
         for pane in self.panes.values():
@@ -278,18 +241,7 @@ class DetectionView(QWidget):
         self.redraw()
 
     def _show_class_images(self) -> None:
-        self._syncing = True
-        try:
-            self.class_list.clear()
-            for spec in self.session.class_images:
-                item = QListWidgetItem(spec.name)
-                item.setIcon(thumbnail(self.session.class_image_array(spec)))
-                item.setFlags(item.flags() | Qt.ItemFlag.ItemIsEditable)
-                where = f"crop {spec.crop} of " if spec.crop else ""
-                item.setToolTip(f"{where}{spec.path}")
-                self.class_list.addItem(item)
-        finally:
-            self._syncing = False
+        """The list itself refreshes (ClassImageList); what depends on having class images follows here."""
         self._update_enabled()
         self.redraw()
 
@@ -317,7 +269,6 @@ class DetectionView(QWidget):
         self.crop_button.setEnabled(s.target_image is not None)
         if s.target_image is None and self.crop_button.isChecked():
             self.crop_button.setChecked(False)
-        self.remove_button.setEnabled(bool(s.class_images))
 
     def shown(self) -> dict:
         """variant -> the detections drawn now (after score threshold and max shown)."""

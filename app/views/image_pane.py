@@ -193,11 +193,15 @@ class ImagePane(QWidget):
 
 class PaneArea(QWidget):
     """Holds the image panes; with two shown, puts them side by side or one above the other, whichever
-    shows the image larger (a wide shelf photo compares better stacked, a tall one side by side)."""
+    shows the image larger (a wide shelf photo compares better stacked, a tall one side by side).
 
-    def __init__(self, panes: Sequence[ImagePane], parent: QWidget | None = None) -> None:
+    `stack_gain`: how much larger stacking must show the image to be chosen (the Video tab keeps its
+    original | pruned panes side by side, like the exported video, unless stacking is clearly better)."""
+
+    def __init__(self, panes: Sequence[ImagePane], parent: QWidget | None = None, *, stack_gain: float = 1.0) -> None:
         super().__init__(parent)
         self.panes = list(panes)
+        self.stack_gain = float(stack_gain)
         self.box = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
         self.box.setContentsMargins(0, 0, 0, 0)
         for pane in self.panes:
@@ -219,6 +223,7 @@ class PaneArea(QWidget):
         aw, ah = max(self.width(), 1), max(self.height(), 1)
         side = min(aw / 2 / w, ah / h)
         stacked = min(aw / w, ah / 2 / h)
-        direction = QBoxLayout.Direction.TopToBottom if stacked > side else QBoxLayout.Direction.LeftToRight
+        direction = (QBoxLayout.Direction.TopToBottom if stacked > side * self.stack_gain
+                     else QBoxLayout.Direction.LeftToRight)
         if direction != self.box.direction():
             self.box.setDirection(direction)

@@ -110,13 +110,13 @@ def loaded(window, wait_idle, tiny_model_path):
 # -- the pruning workbench ------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 def bench_model_path(tmp_path_factory) -> Path:
-    """A random-weight ResNet-18 OS2D evaluated at a small scale (eval_scale 256): fast jobs."""
-    from core.model.checkpoint import save_model
-    from core.model.os2d import ModelConfig, OS2DModel
+    """The embedded default model's weights, evaluated at a small scale (eval_scale 256): the flows a
+    user runs on the default model, with jobs fast enough for a test (cost depends on size, not weights)."""
+    from core.model.checkpoint import load_model, save_model
+    from core.resources import default_model_path
 
-    torch.manual_seed(1)
     path = tmp_path_factory.mktemp("bench") / "bench18.pt"
-    save_model(OS2DModel(ModelConfig(backbone="resnet18")), path, meta={"eval_scale": 256})
+    save_model(load_model(default_model_path()).model, path, meta={"eval_scale": 256})
     return path
 
 

@@ -20,6 +20,23 @@ def test_self_test_passes_with_a_given_model(tiny_model_path, capsys):
     for name, _ in SELF_TEST_STEPS:
         assert f"[ok]   {name}" in out
     assert "detections after NMS" in out
+    assert "combined on 3 calibration images" in out  # importance, then pruning by it
+    assert "30 % by combined" in out
+    assert "original" in out and "pruned" in out and "side-by-side" in out
+    summary = out.split("summary:\n", 1)[1]
+    for topic in ("model", "importance", "pruning", "detection", "video"):
+        assert f"  {topic} " in summary
+    assert f"self-test passed ({len(SELF_TEST_STEPS)} steps)" in out
+
+
+def test_self_test_without_bundled_samples(tiny_model_path, tmp_path, monkeypatch, capsys):
+    """Calibration images, detection target and video frames then come from the synthetic scene."""
+    monkeypatch.setenv("OS2D_STUDIO_RESOURCES", str(tmp_path / "no-resources"))
+    assert main([str(tiny_model_path), "--self-test"]) == 0
+    out = capsys.readouterr().out
+    assert "combined on 3 calibration images (synthetic scene" in out
+    assert "synthetic scene (no bundled samples): original" in out
+    assert "frames: 4 frames at 384" in out
     assert f"self-test passed ({len(SELF_TEST_STEPS)} steps)" in out
 
 

@@ -1,4 +1,4 @@
-"""The pruning workbench end to end with a small random model and a tiny dataset: compute importance,
+"""The pruning workbench end to end with the default model (at a small eval scale) and a tiny dataset: compute importance,
 plan with the sliders, prune, save, fine-tune (live loss, cancel + resume), evaluate, sensitivity,
 save and reopen the project; and the GUI stays responsive while importance and pruning run."""
 
