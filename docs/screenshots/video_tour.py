@@ -7,10 +7,8 @@ Run under a real X server (Xvfb), from the repository root:
 
 Without --pruned/--project the default model is pruned 30 % by weight L1 in the Pruning tab, as a user's
 clicks would (no fine-tuning: expect the two sides to disagree a lot). `docs/screenshots/video-view.png`
-was taken with the workbench tour's project (`workbench_tour.py --project /tmp/tourproj/tour.os2d.json`:
-30 % pruned + layer3 50 %, combined criterion, fine-tuned 15 iterations) and
-`--threads 1 --frames 24` (defaults: `--score 0.75 --target-size 640 --size 1920x1080`), while a training
-job held both CPU cores: its latencies are those of a starved CPU, not the model's.
+was taken with `--pruned data/seed-table/r30-weight_l1-ft.pt --frames 40 --threads 2 --target-size 1100
+--score 0.6` (the pruned model is one of `bench/seed_table.py`'s fine-tuned models).
 The capture is `import -window root` (ImageMagick): what X drew.
 """
 
