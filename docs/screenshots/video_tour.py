@@ -15,9 +15,7 @@ The capture is `import -window root` (ImageMagick): what X drew.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -43,40 +41,12 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    import app  # noqa: F401 - before any Qt use (app/qt_compat.py)
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
-
-    from app.dialogs import HeadlessDialogs
-    from app.main import configure_pyqtgraph, wait_until_idle
-    from app.main_window import MainWindow
-    from app.state import Session
+    from app.main import wait_until_idle
     from core.prune.plan import PruningPlan
+    from tour import Tour
 
-    qapp = QApplication.instance() or QApplication([sys.argv[0]])
-    configure_pyqtgraph()
-    tmp = Path(tempfile.mkdtemp(prefix="os2d-video-tour-"))
-    w = MainWindow(Session(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)), HeadlessDialogs())
-    width, height = (int(v) for v in args.size.split("x"))
-    w.setGeometry(0, 0, width, height)
-    w.show()
-
-    def settle(seconds: float = 0.6) -> None:
-        t = time.monotonic()
-        while time.monotonic() - t < seconds:
-            qapp.processEvents()
-            time.sleep(0.02)
-
-    def run(step: str, started: bool) -> None:
-        if not started:
-            raise SystemExit(f"{step}: did not start ({w.dialogs.messages[-1:]})")
-        t = time.monotonic()
-        if not wait_until_idle(w.runner, 3600):
-            raise SystemExit(f"{step}: still running")
-        errors = [m for m in w.dialogs.messages if m[0] == "error"]
-        if errors:
-            raise SystemExit(f"{step}: {errors[-1]}")
-        print(f"{step}: {time.monotonic() - t:.1f} s", flush=True)
+    tour = Tour(args.size, "os2d-video-tour-")
+    w, run = tour.window, tour.run
 
     if args.project:
         run("open project", w.controller.open_project(args.project))
@@ -95,25 +65,18 @@ def main() -> int:
     view.target_size.setValue(args.target_size)
     view.score_slider.setValue(args.score)
     w.tabs.setCurrentWidget(view)
-    settle(0.5)
+    tour.settle(0.5)
     run("first frame", True)
     t = time.monotonic()
     if not view.play():
         raise SystemExit(f"play did not start ({w.dialogs.messages[-1:]})")
     while view.position < args.frames and time.monotonic() - t < 1800:
-        qapp.processEvents()
+        tour.qapp.processEvents()
         time.sleep(0.02)
     view.pause()
     run(f"played to frame {view.position}", True)
-    w.raise_()
-    w.activateWindow()
-    settle(1.0)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["import", "-window", "root", str(out)], check=True)
-    print(f"wrote {out}", flush=True)
-    w.session.dirty = False
-    w.close()
+    tour.capture(Path(args.out))
+    tour.close()
     return 0
 
 

@@ -12,10 +12,7 @@ Default model: resources/models/default.pt when present. Jobs run exactly as a u
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,49 +34,16 @@ def main() -> int:
                                      "saves its session here when given and missing")
     args = p.parse_args()
 
-    import app  # noqa: F401 - before any Qt use (app/qt_compat.py)
-    from PySide6.QtCore import QSettings
-    from PySide6.QtWidgets import QApplication
+    from tour import Tour
 
-    from app.dialogs import HeadlessDialogs
-    from app.main import configure_pyqtgraph, wait_until_idle
-    from app.main_window import MainWindow
-    from app.state import Session
-
-    qapp = QApplication.instance() or QApplication([sys.argv[0]])
-    configure_pyqtgraph()
-    tmp = Path(tempfile.mkdtemp(prefix="os2d-tour-"))
-    w = MainWindow(Session(QSettings(str(tmp / "settings.ini"), QSettings.Format.IniFormat)), HeadlessDialogs())
-    width, height = (int(v) for v in args.size.split("x"))
-    w.setGeometry(0, 0, width, height)
-    w.show()
-    w.workbench.scratch_dir = tmp / "work"
+    tour = Tour(args.size, "os2d-tour-")
+    w, run = tour.window, tour.run
+    w.workbench.scratch_dir = tour.tmp / "work"
     out = Path(args.out)
-
-    def settle(seconds: float = 0.6) -> None:
-        t = time.monotonic()
-        while time.monotonic() - t < seconds:
-            qapp.processEvents()
-            time.sleep(0.02)
-
-    def run(step: str, started: bool) -> None:
-        if not started:
-            raise SystemExit(f"{step}: did not start ({w.dialogs.messages[-1:]})")
-        t = time.monotonic()
-        if not wait_until_idle(w.runner, 3600):
-            raise SystemExit(f"{step}: still running")
-        errors = [m for m in w.dialogs.messages if m[0] == "error"]
-        if errors:
-            raise SystemExit(f"{step}: {errors[-1]}")
-        print(f"{step}: {time.monotonic() - t:.1f} s", flush=True)
 
     def shot(tab: int, name: str) -> None:
         w.tabs.setCurrentIndex(tab)
-        w.raise_()
-        w.activateWindow()
-        settle(1.0)
-        subprocess.run(["import", "-window", "root", str(out / name)], check=True)
-        print(f"wrote {out / name}", flush=True)
+        tour.capture(out / name)
 
     project = Path(args.project) if args.project else None
     if project is not None and project.is_file():
@@ -90,8 +54,7 @@ def main() -> int:
         w.pruning_view.ratio_panel.table.scrollToTop()
         shot(1, "pruning-view.png")
         shot(4, "metrics-view.png")
-        w.session.dirty = False
-        w.close()
+        tour.close()
         return 0
 
     run("load model", w.controller.open_model(args.model))
@@ -129,8 +92,7 @@ def main() -> int:
         w.controller.save_project()
     shot(1, "pruning-view.png")
     shot(4, "metrics-view.png")
-    w.session.dirty = False
-    w.close()
+    tour.close()
     return 0
 
 
