@@ -7,6 +7,9 @@ section. Timings are measurements of one run on one machine, not assertions.
 
     PYTHONPATH=. .venv/bin/python bench/importance.py --model MODEL.pt --dataset DIR --images 20 \
         --out-md docs/importance-bench.md
+    # replace only the `importance-default` section of bench/RESULTS.md (command line recorded in it):
+    PYTHONPATH=. .venv/bin/python bench/importance.py --model resources/models/default.pt \
+        --dataset data/synth-0 --split train --images 8 --threads 2 --section importance-default
     # a smoke run without a trained model:
     PYTHONPATH=. .venv/bin/python bench/importance.py --model random:resnet18 \
         --dataset tests/data/tiny_os2d --images 2 --target-size 256 --out-md /tmp/bench.md
@@ -26,6 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from scipy.stats import spearmanr  # noqa: E402
+
+from bench.sections import markers, write_section  # noqa: E402
 
 from core.data.grozi import open_dataset  # noqa: E402
 from core.detect import pick_device  # noqa: E402
@@ -155,9 +160,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--criteria", default=",".join(ALL_CRITERIA), help="comma-separated")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--out-md", required=True, help="markdown file to write the section to")
+    p.add_argument("--out-md", default=None,
+                   help="markdown file to write (default with --section: bench/RESULTS.md)")
+    p.add_argument("--section", default=None,
+                   help="write only this marked section of --out-md (see bench/sections.py), keeping the rest")
     p.add_argument("--save", default="", help="also save the importance result to PREFIX.npz/.json")
     args = p.parse_args(argv)
+    if args.out_md is None and args.section is None:
+        p.error("pass --out-md FILE, --section NAME, or both")
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -177,7 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         result.save(args.save)
     text = report(result, plain, args, model_path, device, calib)
-    atomic_write_text(args.out_md, text)
+    if args.section:
+        start, end = markers(args.section)
+        command = " ".join(["PYTHONPATH=. .venv/bin/python bench/importance.py", *(argv if argv is not None else sys.argv[1:])])
+        text = f"{start}\n{text}\nCommand: `{command}`\n{end}\n"
+        write_section(args.out_md or Path(__file__).resolve().parent / "RESULTS.md", args.section, text)
+    else:
+        atomic_write_text(args.out_md, text)
     print(text)
     return 0
 

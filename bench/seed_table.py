@@ -101,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     p.add_argument("--plot", default=str(Path(__file__).resolve().parents[1] / "docs" / "seed-table.png"))
     args = p.parse_args(argv)
+    args.command = " ".join(["PYTHONPATH=. .venv/bin/python bench/seed_table.py",
+                             *(argv if argv is not None else sys.argv[1:])])
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -238,7 +240,8 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
         lines.append(f"- {ratio:.0%}: " + "; ".join(parts))
     lines += ["", "Seed study (ResNet-50 OS2D on GroZi-3.2k): " + ", ".join(
         f"{k:.0%}: {mb} MB / {m}" for k, (mb, m) in SEED.items()) + ". Different data and trunk: compare "
-              "retention, not absolute mAP.", "", "![mAP vs size](../docs/seed-table.png)", end]
+              "retention, not absolute mAP.", "", f"Command: `{args.command}`", "",
+              "![mAP vs size](../docs/seed-table.png)", end]
     return "\n".join(lines) + "\n"
 
 

@@ -13,6 +13,7 @@ import torch
 
 from core.data.images import load_image, preprocess, pyramid
 from core.model import box_coder
+from core.model.inference import inference_model
 from core.model.os2d import OS2DModel
 
 DEFAULT_TARGET_SIZE = 1280  # GroZi-3.2k evaluation scale; our own models store theirs in the checkpoint
@@ -66,12 +67,17 @@ class ClassBank:
 
 
 class Detector:
-    """Runs an OS2D model on one device; inference mode, no gradients."""
+    """Runs an OS2D model on one device; inference mode, no gradients.
+
+    With `optimize` (the default) it runs a folded channels-last copy (`core.model.inference`), so later
+    changes to `model` are not seen; `optimize=False` runs `model` itself (bit-exact float64 resampling)."""
 
     def __init__(self, model: OS2DModel, device: str | torch.device | None = None, *,
-                 target_size: float | None = None) -> None:
+                 target_size: float | None = None, optimize: bool = True) -> None:
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
+        self.net = inference_model(self.model, self.device) if optimize else self.model
+        self.memory_format = torch.channels_last if optimize else torch.contiguous_format
         self.target_size = float(target_size or DEFAULT_TARGET_SIZE)
 
     @torch.inference_mode()
@@ -82,7 +88,7 @@ class Detector:
             raise ValueError("at least one class image is needed")
         size = self.model.config.class_image_size
         tensors = [preprocess(im, size).to(self.device) for im in imgs]
-        feats = self.model.class_features(tensors)
+        feats = self.net.class_features(tensors)
         ids = list(class_ids) if class_ids is not None else list(range(len(imgs)))
         if names is None:
             names = [Path(c).stem if not isinstance(c, np.ndarray) else f"class {i}" for i, c in zip(ids, class_images)]
@@ -107,11 +113,11 @@ class Detector:
         bank = classes if isinstance(classes, ClassBank) else self.prepare_classes(classes)
         levels = []
         for lvl in pyramid(img, target_size or self.target_size, scales):
-            x = lvl.tensor.unsqueeze(0).to(self.device)
-            out = self.model(x, class_feats=bank.features)
+            x = lvl.tensor.unsqueeze(0).to(self.device).contiguous(memory_format=self.memory_format)
+            out = self.net(x, class_feats=bank.features)
             levels.append(box_coder.PyramidLevel(
                 loc=out.loc[0], cls=out.cls[0], image_hw=(x.shape[-2], x.shape[-1]), fm_hw=out.fm_hw,
-                box_size=self.model.box_size, stride=self.model.stride,
+                box_size=self.net.box_size, stride=self.net.stride,
                 scale_to_original=lvl.scale_to_original, corners=out.corners[0],
             ))
         raw = box_coder.decode_detections(levels, bank.class_ids, score_threshold=score_threshold,
