@@ -13,28 +13,18 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QHeaderView,
-                               QLabel, QPushButton, QSpinBox, QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout,
-                               QWidget)
-from superqt import QLabeledDoubleSlider
+from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QPushButton,
+                               QSplitter, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.controller import AppController
 from app.dialogs import IMAGE_FILTER
 from app.jobs import detect_job
-from app.state import COMPARE_MODES, ClassImageSpec, Session
+from app.state import ClassImageSpec, Session
 from app.views.class_images import ClassImageList
+from app.views.detection_settings import DetectionSettingsBox
 from app.views.image_pane import ImagePane, PaneArea
 from core.resources import samples_dir
 from core.visualize import class_color
-
-
-def labeled_slider(lo: float, hi: float, value: float) -> QLabeledDoubleSlider:
-    s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-    s.setRange(lo, hi)
-    s.setSingleStep(0.01)
-    s.setDecimals(2)
-    s.setValue(value)
-    return s
 
 
 class DetectionView(QWidget):
@@ -44,7 +34,6 @@ class DetectionView(QWidget):
         self.controller = controller
         self.runner = controller.runner
         self.dialogs = controller.dialogs
-        self._syncing = False
         self._rows: list[tuple[str, int]] = []  # table row -> (variant, index among the shown detections)
 
         # -- class images (the session's list, shared with the Video tab) + crops of the target
@@ -66,24 +55,13 @@ class DetectionView(QWidget):
         tl.addWidget(self.target_button)
         tl.addWidget(self.target_label)
 
-        # -- settings
-        ds = session.detection_settings
-        self.score_slider = labeled_slider(-1.0, 1.0, ds.score_threshold)
-        self.score_slider.setToolTip("Minimum score shown (OS2D scores are correlations in [-1, 1]); "
-                                     "re-filters instantly")
-        self.nms_slider = labeled_slider(0.05, 0.95, ds.nms_iou_threshold)
-        self.nms_slider.setToolTip("IoU above which NMS merges boxes of a class; applies on the next Detect")
-        self.max_shown = QSpinBox()
-        self.max_shown.setRange(1, 1000)
-        self.max_shown.setValue(ds.max_shown)
-        self.compare = QComboBox()
-        self.compare.addItems(list(COMPARE_MODES))
-        settings_box = QGroupBox("Settings")
-        form = QFormLayout(settings_box)
-        form.addRow("Score ≥", self.score_slider)
-        form.addRow("NMS IoU", self.nms_slider)
-        form.addRow("Max shown", self.max_shown)
-        form.addRow("Model", self.compare)
+        # -- settings (the session's, shared with the Video tab)
+        settings_box = self.settings = DetectionSettingsBox(
+            session, display_rows=True,
+            score_tip="Minimum score shown (OS2D scores are correlations in [-1, 1]); re-filters instantly",
+            nms_tip="IoU above which NMS merges boxes of a class; applies on the next Detect")
+        self.score_slider, self.nms_slider = settings_box.score_slider, settings_box.nms_slider
+        self.max_shown, self.compare = settings_box.max_shown, settings_box.compare
 
         self.detect_button = QPushButton("Detect")
         self.detect_button.setMinimumHeight(32)
@@ -129,24 +107,19 @@ class DetectionView(QWidget):
         # -- wiring
         self.crop_button.toggled.connect(self._set_crop_mode)
         self.target_button.clicked.connect(self.choose_target)
-        self.score_slider.valueChanged.connect(lambda v: self._write_settings(score_threshold=round(float(v), 4)))
-        self.nms_slider.valueChanged.connect(lambda v: self._write_settings(nms_iou_threshold=round(float(v), 4)))
-        self.max_shown.valueChanged.connect(lambda v: self._write_settings(max_shown=int(v)))
-        self.compare.currentTextChanged.connect(lambda t: self._write_settings(compare=t))
         self.detect_button.clicked.connect(self.run_detection)
         self.table.itemSelectionChanged.connect(self._highlight_selected)
         for pane in self.panes.values():
             pane.view.sigCropped.connect(self.crop_class_image)
         session.targetChanged.connect(self._show_target)
         session.classImagesChanged.connect(self._show_class_images)
-        session.detectionSettingsChanged.connect(self._show_settings)
+        settings_box.shown.connect(self.redraw)
         session.detectionsChanged.connect(self.redraw)
         session.modelChanged.connect(self._update_enabled)
         session.prunedModelChanged.connect(self._update_enabled)
         self.runner.busyChanged.connect(self._update_enabled)
         self._show_target()
         self._show_class_images()
-        self._show_settings()
 
     # -- user actions -----------------------------------------------------------------------------------
     def _folder(self) -> str:
@@ -182,10 +155,6 @@ class DetectionView(QWidget):
     def _set_crop_mode(self, on: bool) -> None:
         for pane in self.panes.values():
             pane.set_crop_mode(on)
-
-    def _write_settings(self, **changes) -> None:
-        if not self._syncing:
-            self.session.set_detection_settings(**changes)
 
     def variants(self) -> list[str]:
         mode = self.session.detection_settings.compare
@@ -243,18 +212,6 @@ class DetectionView(QWidget):
     def _show_class_images(self) -> None:
         """The list itself refreshes (ClassImageList); what depends on having class images follows here."""
         self._update_enabled()
-        self.redraw()
-
-    def _show_settings(self) -> None:
-        ds = self.session.detection_settings
-        self._syncing = True
-        try:
-            self.score_slider.setValue(ds.score_threshold)
-            self.nms_slider.setValue(ds.nms_iou_threshold)
-            self.max_shown.setValue(ds.max_shown)
-            self.compare.setCurrentText(ds.compare)
-        finally:
-            self._syncing = False
         self.redraw()
 
     def _update_enabled(self) -> None:

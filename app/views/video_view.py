@@ -30,7 +30,7 @@ from app.state import ClassImageSpec, Session
 from app.video_jobs import (ClassFeatureCache, VideoFrame, VideoInfo, VideoRun, export_job, probe_video,
                             save_snapshot, side_title, snapshot_image, video_job)
 from app.views.class_images import ClassImageList
-from app.views.detection_view import labeled_slider
+from app.views.detection_settings import DetectionSettingsBox
 from app.views.image_pane import ImagePane, PaneArea
 from core.compare import ONLY_COLOR
 from core.data.video import CAMERA_PREFIX
@@ -125,11 +125,9 @@ class VideoView(QWidget):
         self.classes_note.setStyleSheet("color: palette(mid);")
         self.classes.layout().addWidget(self.classes_note)
 
-        # -- settings (score and NMS are the session's, as in the Detection tab)
-        ds = session.detection_settings
-        self.score_slider = labeled_slider(-1.0, 1.0, ds.score_threshold)
-        self.score_slider.setToolTip("Minimum score of a box (OS2D scores are correlations in [-1, 1])")
-        self.nms_slider = labeled_slider(0.05, 0.95, ds.nms_iou_threshold)
+        # -- settings (score and NMS are the session's, shared with the Detection tab)
+        settings_box = self.settings = DetectionSettingsBox(session)
+        self.score_slider, self.nms_slider = settings_box.score_slider, settings_box.nms_slider
         self.target_size = QSpinBox()
         self.target_size.setRange(0, 4096)
         self.target_size.setSingleStep(32)
@@ -140,12 +138,8 @@ class VideoView(QWidget):
         self.realtime = QCheckBox("Real time (skip frames to keep up)")
         self.realtime.setToolTip("Play at the video's frame rate, skipping the frames that arrive while the models "
                                  "run; off: every frame is processed (slower than real time on a CPU)")
-        settings_box = QGroupBox("Settings")
-        form = QFormLayout(settings_box)
-        form.addRow("Score ≥", self.score_slider)
-        form.addRow("NMS IoU", self.nms_slider)
-        form.addRow("Target size", self.target_size)
-        form.addRow(self.realtime)
+        settings_box.form.addRow("Target size", self.target_size)
+        settings_box.form.addRow(self.realtime)
 
         # -- export
         self.export_frames = QSpinBox()
@@ -227,13 +221,11 @@ class VideoView(QWidget):
         self.slider.valueChanged.connect(self._slider_moved)
         self.export_button.clicked.connect(lambda: self.export_video())
         self.snapshot_button.clicked.connect(lambda: self.snapshot())
-        self.score_slider.valueChanged.connect(lambda v: self._write_settings(score_threshold=round(float(v), 4)))
-        self.nms_slider.valueChanged.connect(lambda v: self._write_settings(nms_iou_threshold=round(float(v), 4)))
         self.target_size.valueChanged.connect(lambda _v: self._schedule_refresh())
         session.modelChanged.connect(self._models_changed)
         session.prunedModelChanged.connect(self._models_changed)
         session.classImagesChanged.connect(self._classes_changed)
-        session.detectionSettingsChanged.connect(self._show_settings)
+        settings_box.shown.connect(self._schedule_refresh)
         self.runner.busyChanged.connect(self._runner_busy)
 
         if demo_video is not None:
@@ -544,20 +536,6 @@ class VideoView(QWidget):
         return out
 
     # -- session -> widgets -------------------------------------------------------------------------------
-    def _write_settings(self, **changes) -> None:
-        if not self._syncing:
-            self.session.set_detection_settings(**changes)
-
-    def _show_settings(self) -> None:
-        ds = self.session.detection_settings
-        self._syncing = True
-        try:
-            self.score_slider.setValue(ds.score_threshold)
-            self.nms_slider.setValue(ds.nms_iou_threshold)
-        finally:
-            self._syncing = False
-        self._schedule_refresh()
-
     def _models_changed(self) -> None:
         s = self.session
         self.panes["original"].title.setText(side_title("Original", s.model) if s.model else "Original (no model)")

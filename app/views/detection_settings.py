@@ -1,0 +1,77 @@
+"""The session's detection settings as a form: score threshold and NMS IoU, optionally "max shown" and the
+model choice.
+
+Why a widget of its own: the Detection and Video tabs edit the same `session.detection_settings` (a
+project has one score threshold), so both embed this box and neither keeps its own copy in sync. Views
+add their own rows to `form` and listen to `shown`, emitted after the widgets show a change, to redraw.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QSpinBox, QWidget
+from superqt import QLabeledDoubleSlider
+
+from app.state import COMPARE_MODES, Session
+
+
+def labeled_slider(lo: float, hi: float, value: float) -> QLabeledDoubleSlider:
+    s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+    s.setRange(lo, hi)
+    s.setSingleStep(0.01)
+    s.setDecimals(2)
+    s.setValue(value)
+    return s
+
+
+class DetectionSettingsBox(QGroupBox):
+    """Score / NMS sliders (+ "Max shown" and "Model" with `display_rows`) bound to the session."""
+
+    shown = Signal()  # the widgets now show the session's settings
+
+    def __init__(self, session: Session, *, display_rows: bool = False, score_tip: str = "",
+                 nms_tip: str = "", title: str = "Settings", parent: QWidget | None = None) -> None:
+        super().__init__(title, parent)
+        self.session = session
+        self._syncing = False
+        ds = session.detection_settings
+        self.score_slider = labeled_slider(-1.0, 1.0, ds.score_threshold)
+        self.score_slider.setToolTip(score_tip or "Minimum score of a box (OS2D scores are correlations in [-1, 1])")
+        self.nms_slider = labeled_slider(0.05, 0.95, ds.nms_iou_threshold)
+        self.nms_slider.setToolTip(nms_tip or "IoU above which NMS merges boxes of a class")
+        self.form = QFormLayout(self)
+        self.form.addRow("Score ≥", self.score_slider)
+        self.form.addRow("NMS IoU", self.nms_slider)
+        self.score_slider.valueChanged.connect(lambda v: self._write(score_threshold=round(float(v), 4)))
+        self.nms_slider.valueChanged.connect(lambda v: self._write(nms_iou_threshold=round(float(v), 4)))
+        self.max_shown: QSpinBox | None = None
+        self.compare: QComboBox | None = None
+        if display_rows:
+            self.max_shown = QSpinBox()
+            self.max_shown.setRange(1, 1000)
+            self.max_shown.setValue(ds.max_shown)
+            self.compare = QComboBox()
+            self.compare.addItems(list(COMPARE_MODES))
+            self.form.addRow("Max shown", self.max_shown)
+            self.form.addRow("Model", self.compare)
+            self.max_shown.valueChanged.connect(lambda v: self._write(max_shown=int(v)))
+            self.compare.currentTextChanged.connect(lambda t: self._write(compare=t))
+        session.detectionSettingsChanged.connect(self.show_settings)
+        self.show_settings()
+
+    def _write(self, **changes) -> None:
+        if not self._syncing:
+            self.session.set_detection_settings(**changes)
+
+    def show_settings(self) -> None:
+        ds = self.session.detection_settings
+        self._syncing = True
+        try:
+            self.score_slider.setValue(ds.score_threshold)
+            self.nms_slider.setValue(ds.nms_iou_threshold)
+            if self.max_shown is not None:
+                self.max_shown.setValue(ds.max_shown)
+                self.compare.setCurrentText(ds.compare)
+        finally:
+            self._syncing = False
+        self.shown.emit()
