@@ -32,6 +32,7 @@ from core.prune.plan import PruningPlan, weight_magnitude_importance
 from core.resources import default_model_path
 
 START, END = markers("video")
+TARGET_FPS = 10.0
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "data" / "synth-0"
 
@@ -77,17 +78,28 @@ def markdown(data: dict, args) -> str:
     if args.quick:
         lines += ["", "**Quick smoke run (few frames): numbers are not for quoting.**"]
     lines += ["", "| pruned | parameters | original ms (median) | pruned ms (median) | original FPS | pruned FPS "
-                  "| speedup | both / only original / only pruned | agreement |",
-              "|---:|---|---:|---:|---:|---:|---:|---|---:|"]
+                  "| combined FPS | speedup | both / only original / only pruned | agreement |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|"]
     for row in data["rows"]:
         r = row["result"]
         o, p, a = r["original"], r["pruned"], r["agreement"]
         lines.append(f"| {row['ratio']:.0%} | {o['parameters']:,} → {p['parameters']:,} | "
                      f"{o['mean_latency_ms']:.1f} ({o['median_latency_ms']:.1f}) | "
                      f"{p['mean_latency_ms']:.1f} ({p['median_latency_ms']:.1f}) | {o['fps']:.2f} | {p['fps']:.2f} | "
-                     f"{r['speedup']:.2f}x | {a['matched']} / {a['only_original']} / {a['only_pruned']} | "
-                     f"{a['agreement']:.1%} |")
-    lines.append(END)
+                     f"{o['fps'] + p['fps']:.2f} | {r['speedup']:.2f}x | {a['matched']} / {a['only_original']} / "
+                     f"{a['only_pruned']} | {a['agreement']:.1%} |")
+    lines += ["", f"Target (issue 8): ≥ {TARGET_FPS:g} FPS combined (original + pruned side) at 640 px on CPU, the "
+              "pruned side faster than the original."]
+    for row in data["rows"]:
+        r = row["result"]
+        total = r["original"]["fps"] + r["pruned"]["fps"]
+        faster = r["pruned"]["fps"] > r["original"]["fps"]
+        lines.append(f"- {row['ratio']:.0%} pruned: {total:.1f} FPS combined "
+                     f"({'meets' if total >= TARGET_FPS and faster else 'misses'} the target), pruned side "
+                     f"{r['speedup']:.2f}x faster.")
+    lines += ["", "Both sides run the detector's inference copy (BN folded into convolutions, channels-last, float32 "
+              "resampling: `core/model/inference.py`). The pruned copies are not fine-tuned, so their boxes differ "
+              "from the original's (agreement); this table measures speed.", "", f"Command: `{args.command}`", END]
     return "\n".join(lines) + "\n"
 
 
@@ -108,6 +120,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     ap.add_argument("--json", default=None, help="also write the raw numbers here")
     args = ap.parse_args(argv)
+    args.command = " ".join(["PYTHONPATH=. .venv/bin/python bench/video.py", *(argv if argv is not None else sys.argv[1:])])
     args.ratios = [float(r) for r in args.ratios.split(",")]
     if args.frames is None and args.quick:
         args.frames = 4

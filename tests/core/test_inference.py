@@ -7,23 +7,14 @@ from torch import nn
 from core.detect import Detector
 from core.model.checkpoint import load_model
 from core.model.inference import fold_batch_norms, inference_model
-from core.model.os2d import ModelConfig, OS2DModel
+from core.model.os2d import OS2DModel
 from core.prune.job import prune
 from core.prune.plan import PruningPlan, weight_magnitude_importance
+from test_pruning import _small
 
 
 def _random_model(**kw) -> OS2DModel:
-    torch.manual_seed(0)
-    m = OS2DModel(ModelConfig(backbone="resnet18", **kw))
-    with torch.no_grad():  # BN that is far from identity, so a wrong fold shows
-        for mod in m.modules():
-            if isinstance(mod, nn.BatchNorm2d):
-                mod.running_mean.uniform_(-0.5, 0.5)
-                mod.running_var.uniform_(0.3, 2.0)
-                mod.weight.uniform_(0.3, 1.5)
-                mod.bias.uniform_(-0.3, 0.3)
-        m.os2d_head_creator.aligner.parameter_regressor.linear.weight.normal_(0, 1e-2)
-    return m.eval()
+    return _small(**kw)  # non-trivial BN statistics: a wrong fold changes the outputs
 
 
 def _inputs():
