@@ -66,16 +66,19 @@ class Cache:
         atomic_write_text(self.path, json.dumps(self.data, indent=1))
 
 
-def original_model(spec: str, work: Path) -> tuple[Path, float | None]:
-    """A model file; `random:<backbone>` saves a seeded untrained model first (smoke runs)."""
+def original_model(spec: str, work: Path) -> tuple[Path, float | None, int]:
+    """A model file, its eval scale and how many val images its training selected the checkpoint on;
+    `random:<backbone>` saves a seeded untrained model first (smoke runs)."""
     if spec.startswith("random:"):
         path = work / "original.pt"
         if not path.exists():
             torch.manual_seed(0)
             save_model(OS2DModel(ModelConfig(spec.split(":", 1)[1])), path)
-        return path, None
+        return path, None, 0
     loaded = load_model(spec)
-    return Path(loaded.path), loaded.meta.get("eval_scale")
+    history = (loaded.meta.get("metrics") or {}).get("val_map_history") or []
+    selected_on = max((int(h.get("images", 0)) for h in history if isinstance(h, dict)), default=0)
+    return Path(loaded.path), loaded.meta.get("eval_scale"), selected_on
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=CRITERIA)
     p.add_argument("--calib-images", type=int, default=8)
     p.add_argument("--eval-images", type=int, default=30, help="val images for every mAP (0: all)")
+    p.add_argument("--eval-exclude", type=int, default=-1,
+                   help="leave out the evenly spread subset of this many val images (-1: the subset the model's "
+                        "training selected its checkpoint on, from the model file; 0: none)")
     p.add_argument("--finetune-iterations", type=int, default=150)
     p.add_argument("--finetune-lr", type=float, default=2e-4)
     p.add_argument("--batch-size", type=int, default=4)
@@ -110,11 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     cache = Cache(work)
     device = pick_device(args.device)
-    orig_path, model_scale = original_model(args.model, work)
+    orig_path, model_scale, selected_on = original_model(args.model, work)
+    if args.eval_exclude < 0:
+        args.eval_exclude = selected_on
     original = load_model(orig_path).model.to(device).eval()
     train_ds, val_ds = open_dataset(args.dataset, "train"), open_dataset(args.dataset, "val")
     scale = float(args.target_size or model_scale or val_ds.eval_scale)
-    eval_cfg = EvalConfig(max_images=args.eval_images)
+    eval_cfg = EvalConfig(max_images=args.eval_images, exclude_spread=args.eval_exclude)
     h = int(round(scale * math.sqrt(3 / 4)))
     latency_input = (h, int(round(h * 4 / 3)))  # a 4:3 shelf photo at the eval scale (h·w ≈ scale²)
 
@@ -195,6 +203,10 @@ def _m(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
+def _excluded(n: int) -> str:
+    return (f" spread over those not among the {n} the model's training selected its checkpoint on" if n else "")
+
+
 def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model_path) -> str:
     start, end = markers(NAME)
     cost = {c: timings[c].seconds if c in timings else None for c in CRITERIA}
@@ -202,9 +214,9 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
         cost["combined"] = (cost["combined"] or 0.0) + timings["statistics"].seconds
     lines = [start, "## Seed-study table on the default model (`bench/seed_table.py`)", "",
              f"Model `{model_path}`, benchmark `{args.dataset}` (held-out classes, {args.eval_images or 'all'} val "
-             f"images, eval scale {scale:g}); calibration {args.calib_images} train images; every pruned model "
+             f"images{_excluded(args.eval_exclude)}, eval scale {scale:g}); calibration {args.calib_images} train images; every pruned model "
              f"(and, as a control, the original: the 0 % row's fine-tuned mAP) fine-tuned {args.finetune_iterations} iterations (batch {args.batch_size}×{args.class_batch_size} "
-             f"classes, lr {args.finetune_lr:g}, detection loss + GIoU + score and attention distillation from the "
+             f"classes, lr {args.finetune_lr:g}, the loss the original was trained with + GIoU + score and attention distillation from the "
              f"original). Latency: CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} "
              f"threads), one {latency_input[0]}×{latency_input[1]} image and one class, median of "
              f"{args.latency_repeats}. Measured {time.strftime('%Y-%m-%d')}.", "",

@@ -239,7 +239,8 @@ def cmd_finetune(args) -> int:
 
     cfg = FinetuneConfig(model=args.model, teacher=args.teacher or "", dataset=args.dataset, out=args.out,
                          epochs=args.epochs, iterations=args.iterations, lr=args.lr,
-                         giou_weight=args.giou_weight, distill_score_weight=args.distill_score,
+                         giou_weight=args.giou_weight, match_weight=args.match_weight,
+                         distill_score_weight=args.distill_score,
                          distill_attention_weight=args.distill_attention,
                          batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
                                            crop_size=args.crop_size),
@@ -383,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--iterations", type=int, default=0, help="overrides --epochs")
     ft.add_argument("--lr", type=float, default=2e-4)
     ft.add_argument("--giou-weight", type=float, default=0.5)
+    ft.add_argument("--match-weight", type=float, default=None,
+                    help="aligned-matching loss weight (default: as the model, or its teacher, was trained)")
     ft.add_argument("--distill-score", type=float, default=1.0)
     ft.add_argument("--distill-attention", type=float, default=1.0)
     ft.add_argument("--batch-size", type=int, default=4)

@@ -19,6 +19,9 @@ class EvalConfig:
     scales: tuple[float, ...] = (1.0,)  # pyramid scales of the eval size; OS2D's multiscale: EVAL_PYRAMID_SCALES
     target_size: float = 0.0  # 0: the dataset's eval scale
     max_images: int = 0  # 0: all images of the split
+    # leave out the images an evenly spread `max_images` subset of this size picks: those a training run
+    # selected its checkpoint on (`train --eval-images`), so a later mAP is not biased by that choice
+    exclude_spread: int = 0
     nms_iou_threshold: float = 0.3
     iou_threshold: float = 0.5
     max_detections_per_image: int = 300
@@ -46,15 +49,21 @@ class EvalReport:
         }
 
 
+def spread_indices(n: int, k: int) -> list[int]:
+    """An evenly spread, deterministic subset of range(n) of (about) k indices."""
+    return sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
+
+
 def evaluate(detector: Detector, dataset, *, split: str = "", config: EvalConfig = EvalConfig(),
              progress: Progress = no_progress, cancel: CancelToken | None = None) -> EvalReport:
     """Detect every class of the split in every image of the split (one-shot protocol), then mAP."""
     start = time.perf_counter()
     images = list(dataset.images)
+    if config.exclude_spread and len(images) > config.exclude_spread:
+        dropped = set(spread_indices(len(images), config.exclude_spread))
+        images = [im for i, im in enumerate(images) if i not in dropped]
     if config.max_images and len(images) > config.max_images:
-        # an evenly spread, deterministic subset
-        idx = np.linspace(0, len(images) - 1, config.max_images).round().astype(int)
-        images = [images[i] for i in sorted(set(idx.tolist()))]
+        images = [images[i] for i in spread_indices(len(images), config.max_images)]
     class_ids = sorted({int(c) for im in images for c in im.class_ids} | set(getattr(dataset, "split_class_ids", ()) or ()))
     if not class_ids:
         class_ids = sorted(dataset.classes)

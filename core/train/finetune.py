@@ -28,6 +28,7 @@ class FinetuneConfig:
     lr: float = 2e-4
     optimizer: str = "adamw"
     giou_weight: float = 0.5
+    match_weight: float | None = None  # aligned-matching term; None: as the model (or teacher) was trained
     distill_score_weight: float = 1.0
     distill_attention_weight: float = 1.0
     batch: BatchConfig = field(default_factory=lambda: BatchConfig(class_batch_size=6, crop_size=384))
@@ -54,6 +55,19 @@ class FinetuneResult:
                 "seconds": round(self.train.seconds, 1), "final_loss": self.train.final_loss}
 
 
+def trained_loss(*metas: dict) -> LossConfig:
+    """The loss recorded in the first model file that has one (the student's own training, else the
+    teacher's), else OS2D's defaults. Why: fine-tuning on another objective than the one that made the
+    model pulls it away from what it learned; our default model lost 0.07 mAP in 150 unpruned iterations
+    without its aligned-matching term."""
+    for meta in metas:
+        training = (meta or {}).get("training")
+        loss = training.get("config", {}).get("loss") if isinstance(training, dict) else None
+        if isinstance(loss, dict):
+            return LossConfig(**{k: v for k, v in loss.items() if k in LossConfig.__dataclass_fields__})
+    return LossConfig()
+
+
 def iterations_for(cfg: FinetuneConfig, num_images: int) -> int:
     if cfg.iterations > 0:
         return cfg.iterations
@@ -76,13 +90,18 @@ def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: C
         return evaluate(Detector(model, device, target_size=scale), val_ds, split="val", config=eval_cfg,
                         cancel=cancel).map
 
+    teacher = load_model(cfg.teacher) if cfg.teacher else None
     before = val_map(loaded.model)
-    teacher_map = val_map(load_model(cfg.teacher).model) if cfg.teacher else None
+    teacher_map = val_map(teacher.model) if teacher is not None else None
+    loss = replace(trained_loss(loaded.meta, teacher.meta if teacher is not None else {}), giou_weight=cfg.giou_weight)
+    if cfg.match_weight is not None:
+        loss = replace(loss, match_weight=cfg.match_weight)
+    del teacher  # the training loop loads its own copy
     tcfg = TrainConfig(
         dataset=cfg.dataset, out=cfg.out, work_dir=cfg.work_dir, init=cfg.model, teacher=cfg.teacher,
         iterations=iterations_for(cfg, len(train_ds.images)), lr=cfg.lr, optimizer=cfg.optimizer, warmup=10,
         batch=replace(cfg.batch, train_scale=cfg.batch.train_scale or scale),
-        loss=LossConfig(giou_weight=cfg.giou_weight),
+        loss=loss,
         distill_score_weight=cfg.distill_score_weight if cfg.teacher else 0.0,
         distill_attention_weight=cfg.distill_attention_weight if cfg.teacher else 0.0,
         eval_every=0, checkpoint_every=cfg.checkpoint_every, seed=cfg.seed, device=cfg.device, threads=cfg.threads,

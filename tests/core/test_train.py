@@ -148,3 +148,26 @@ def test_matching_term_is_logged_when_enabled(tiny_synth, tmp_path):
 
     res = train(_cfg(tiny_synth, tmp_path / "m.pt", iterations=2, loss=LossConfig(match_weight=1.0)))
     assert any("match" in h for h in res.history)
+
+
+def test_finetune_keeps_the_loss_the_model_was_trained_with(tiny_synth, tmp_path):
+    from core.train.finetune import FinetuneConfig, finetune, trained_loss
+    from core.train.loss import LossConfig
+
+    teacher = tmp_path / "teacher.pt"
+    train(_cfg(tiny_synth, teacher, iterations=2, loss=LossConfig(match_weight=0.7, pos_margin=0.55)))
+    assert trained_loss(load_model(teacher).meta) == LossConfig(match_weight=0.7, pos_margin=0.55)
+    assert trained_loss({}, {"training": "not a record"}) == LossConfig()
+
+    def tune(out, **kw):
+        cfg = FinetuneConfig(model=str(teacher), teacher=str(teacher), dataset=str(tiny_synth), out=str(out),
+                             iterations=2, evaluate_before_after=False, giou_weight=0.3, device="cpu",
+                             batch=BatchConfig(batch_size=2, class_batch_size=2, crop_size=160), **kw)
+        res = finetune(cfg)
+        return load_model(out).meta["training"]["config"]["loss"], res.train.history
+
+    loss, history = tune(tmp_path / "ft.pt")
+    assert (loss["match_weight"], loss["pos_margin"], loss["giou_weight"]) == (0.7, 0.55, 0.3)
+    assert any("match" in h for h in history)
+    loss, history = tune(tmp_path / "ft0.pt", match_weight=0.0)
+    assert loss["match_weight"] == 0.0 and not any("match" in h for h in history)

@@ -1,0 +1,43 @@
+"""Which images an evaluation uses: spread subsets, and leaving out the ones a checkpoint was selected on."""
+
+from pathlib import Path
+
+import numpy as np
+
+from core.data.grozi import open_dataset
+from core.detect import ClassBank, Detections
+from core.eval.evaluate import EvalConfig, evaluate, spread_indices
+
+TINY = Path(__file__).resolve().parents[1] / "data" / "tiny_os2d"
+
+
+class RecordingDetector:
+    """Finds nothing; remembers which images it was shown."""
+
+    device = "cpu"
+
+    def __init__(self):
+        self.seen = []
+
+    def prepare_classes(self, images, class_ids=None, names=None):
+        return ClassBank(features=None, class_ids=list(class_ids or []), names=list(names or []))
+
+    def detect(self, img, bank, **kw):
+        self.seen.append(img.shape)
+        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
+                          image_size=(img.shape[1], img.shape[0]))
+
+
+def test_spread_indices():
+    assert spread_indices(100, 30)[:3] == [0, 3, 7] and len(spread_indices(100, 30)) == 30
+    assert spread_indices(5, 5) == [0, 1, 2, 3, 4]
+
+
+def test_excluded_images_are_not_evaluated():
+    ds = open_dataset(TINY)
+    n = len(ds.images)
+    det = RecordingDetector()
+    assert evaluate(det, ds, config=EvalConfig()).num_images == n
+    det.seen.clear()
+    report = evaluate(det, ds, config=EvalConfig(exclude_spread=2))
+    assert report.num_images == len(det.seen) == n - len(spread_indices(n, 2)) > 0
