@@ -168,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. every criterion on one calibration set; per-criterion wall time
     imp_path = work / "importance"
-    if not Path(str(imp_path) + ".json").exists():
+    cached = ImportanceResult.load(imp_path) if Path(str(imp_path) + ".json").exists() else None
+    if cached is None or not set(args.criteria) <= set(cached.criteria):  # a run with fewer criteria cached it
         calib = build_calibration(train_ds, args.calib_images, scale, 0,
                                   class_image_size=original.config.class_image_size,
                                   progress=ConsoleProgress("calibration"))
