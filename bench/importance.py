@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from scipy.stats import spearmanr  # noqa: E402
 
-from bench.sections import markers, write_section  # noqa: E402
+from bench.sections import command_line, markers, write_section  # noqa: E402
 
 from core.data.grozi import open_dataset  # noqa: E402
 from core.detect import pick_device  # noqa: E402
@@ -189,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     text = report(result, plain, args, model_path, device, calib)
     if args.section:
         start, end = markers(args.section)
-        command = " ".join(["PYTHONPATH=. .venv/bin/python bench/importance.py", *(argv if argv is not None else sys.argv[1:])])
-        text = f"{start}\n{text}\nCommand: `{command}`\n{end}\n"
+        text = f"{start}\n{text}\nCommand: `{command_line('importance.py', argv)}`\n{end}\n"
         write_section(args.out_md or Path(__file__).resolve().parent / "RESULTS.md", args.section, text)
     else:
         atomic_write_text(args.out_md, text)

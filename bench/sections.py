@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 
 from core.io import atomic_write_text
+
+
+def command_line(script: str, argv: list[str] | None) -> str:
+    """How to rerun this benchmark, for the section it writes (`argv` as main() got it, else sys.argv)."""
+    return " ".join([f"PYTHONPATH=. .venv/bin/python bench/{script}", *(argv if argv is not None else sys.argv[1:])])
 
 
 def markers(name: str) -> tuple[str, str]:

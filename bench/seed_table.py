@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from bench.sections import markers, write_section  # noqa: E402
+from bench.sections import command_line, markers, write_section  # noqa: E402
 from core.data.grozi import open_dataset  # noqa: E402
 from core.detect import Detector, pick_device  # noqa: E402
 from core.eval.evaluate import EvalConfig, evaluate  # noqa: E402
@@ -107,8 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     p.add_argument("--plot", default=str(Path(__file__).resolve().parents[1] / "docs" / "seed-table.png"))
     args = p.parse_args(argv)
-    args.command = " ".join(["PYTHONPATH=. .venv/bin/python bench/seed_table.py",
-                             *(argv if argv is not None else sys.argv[1:])])
+    args.command = command_line("seed_table.py", argv)
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -168,15 +167,15 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. every criterion on one calibration set; per-criterion wall time
     imp_path = work / "importance"
-    cached = ImportanceResult.load(imp_path) if Path(str(imp_path) + ".json").exists() else None
-    if cached is None or not set(args.criteria) <= set(cached.criteria):  # a run with fewer criteria cached it
+    importance = ImportanceResult.load(imp_path) if Path(str(imp_path) + ".json").exists() else None
+    if importance is None or not set(args.criteria) <= set(importance.criteria):  # a run with fewer criteria cached it
         calib = build_calibration(train_ds, args.calib_images, scale, 0,
                                   class_image_size=original.config.class_image_size,
                                   progress=ConsoleProgress("calibration"))
         result = compute_importance(original, calib, list(args.criteria), model_path=str(orig_path),
                                     progress=ConsoleProgress("importance"))
         result.save(imp_path)
-    importance = ImportanceResult.load(imp_path)
+        importance = result
     timings = importance.timings
 
     # 3. prune, fine-tune with the same budget, measure

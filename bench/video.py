@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from bench.sections import markers, write_section
+from bench.sections import command_line, markers, write_section
 from core.compare import compare
 from core.model.checkpoint import load_model
 from core.prune.job import prune
@@ -96,14 +96,14 @@ def markdown(data: dict, args) -> str:
         lines.append(f"| {row['ratio']:.0%} | {o['parameters']:,} → {p['parameters']:,} | "
                      f"{o['mean_latency_ms']:.1f} ({o['median_latency_ms']:.1f}) | "
                      f"{p['mean_latency_ms']:.1f} ({p['median_latency_ms']:.1f}) | {o['fps']:.2f} | {p['fps']:.2f} | "
-                     f"{o['fps'] + p['fps']:.2f} | {', '.join(f'{v:.1f}' for v in row['combined_fps_runs'])} | "
+                     f"{_combined(r):.2f} | {', '.join(f'{v:.1f}' for v in row['combined_fps_runs'])} | "
                      f"{r['speedup']:.2f}x | {a['matched']} / {a['only_original']} / "
                      f"{a['only_pruned']} | {a['agreement']:.1%} |")
     lines += ["", f"Target (issue 8): ≥ {TARGET_FPS:g} FPS combined (original + pruned side) at 640 px on CPU, the "
               "pruned side faster than the original."]
     for row in data["rows"]:
         r = row["result"]
-        total = r["original"]["fps"] + r["pruned"]["fps"]
+        total = _combined(r)
         faster = r["pruned"]["fps"] > r["original"]["fps"]
         lines.append(f"- {row['ratio']:.0%} pruned: {total:.1f} FPS combined "
                      f"({'meets' if total >= TARGET_FPS and faster else 'misses'} the target), pruned side "
@@ -132,7 +132,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     ap.add_argument("--json", default=None, help="also write the raw numbers here")
     args = ap.parse_args(argv)
-    args.command = " ".join(["PYTHONPATH=. .venv/bin/python bench/video.py", *(argv if argv is not None else sys.argv[1:])])
+    args.command = command_line("video.py", argv)
     args.ratios = [float(r) for r in args.ratios.split(",")]
     if args.frames is None and args.quick:
         args.frames = 4
