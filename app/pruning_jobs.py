@@ -23,10 +23,6 @@ from core.prune.units import Unit
 
 DATA_FREE = ("weight_l1", "weight_l2")  # criteria the prune job can compute from the weights alone
 SENSITIVITY_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-# The fine-tuning loop's score distillation (MSE on the teacher's recognition maps) raises NameError in
-# core/train/loop.py (`t_pred` is undefined); attention distillation works. Set this back to
-# FinetuneConfig's default (1.0) once core is fixed.
-SCORE_DISTILLATION = 1.0
 
 Report = Callable[[Any], None]
 
@@ -184,7 +180,7 @@ class FinetuneOutcome:
 
 
 def finetune_job(model: str, teacher: str, dataset: str, out: str, *, iterations: int, eval_images: int = 0,
-                 checkpoint_every: int = 10, progress: Progress = no_progress, cancel: CancelToken | None = None,
+                 checkpoint_every: int = 10, lr: float | None = None, progress: Progress = no_progress, cancel: CancelToken | None = None,
                  report: Report | None = None) -> FinetuneOutcome:
     """Fine-tune the pruned model file `model` with distillation from `teacher` (`os2d-studio finetune`).
 
@@ -201,7 +197,8 @@ def finetune_job(model: str, teacher: str, dataset: str, out: str, *, iterations
         raise ValueError(f"{out}: the fine-tuned model must not replace its input or the teacher")
     cfg = FinetuneConfig(model=str(model), dataset=str(dataset), out=str(out), teacher=str(teacher or ""),
                          iterations=int(iterations), eval_images=int(eval_images),
-                         checkpoint_every=max(1, int(checkpoint_every)), distill_score_weight=SCORE_DISTILLATION)
+                         checkpoint_every=max(1, int(checkpoint_every)),
+                         **({} if lr is None else {"lr": float(lr)}))
     result = finetune(cfg, progress=_phase(progress, "fine-tune"), cancel=cancel, log=report)
     loaded = load_model(result.out)
     return FinetuneOutcome(analyze_model(loaded, os.path.getsize(loaded.path)), result)

@@ -190,7 +190,7 @@ class WorkbenchController(QObject):
                                  original=s.model, on_result=done)
 
     # -- fine-tune ------------------------------------------------------------------------------------
-    def finetune(self, iterations: int, eval_images: int = 0) -> bool:
+    def finetune(self, iterations: int, eval_images: int = 0, lr: float | None = None) -> bool:
         """Fine-tune the pruned model with distillation from the original (saved first if in memory)."""
         if not self._ready("fine-tune", pruned=True, dataset=True):
             return False
@@ -200,8 +200,8 @@ class WorkbenchController(QObject):
             return False
         if not s.pruned.path:  # core fine-tunes files: save the in-memory model into the work folder first
             target = unique_path(self.work_dir() / self.suggested_pruned_name())
-            return self._save_pruned_to(target, then=lambda: self._start_finetune(iterations, eval_images)) is not None
-        return self._start_finetune(iterations, eval_images)
+            return self._save_pruned_to(target, then=lambda: self._start_finetune(iterations, eval_images, lr)) is not None
+        return self._start_finetune(iterations, eval_images, lr)
 
     def finetune_output(self) -> Path:
         """Where fine-tuning the current pruned model writes: the same name again resumes a cancelled run."""
@@ -211,7 +211,7 @@ class WorkbenchController(QObject):
             out = unique_path(out)
         return out
 
-    def _start_finetune(self, iterations: int, eval_images: int) -> bool:
+    def _start_finetune(self, iterations: int, eval_images: int, lr: float | None) -> bool:
         s = self.session
         if s.pruned is None or not s.pruned.path or s.model is None:
             return False
@@ -223,7 +223,7 @@ class WorkbenchController(QObject):
 
         worker = self.runner.start("Fine-tuning", finetune_job, s.pruned.path, s.model.path, self.dataset(),
                                    str(self.finetune_output()), iterations=int(iterations),
-                                   eval_images=int(eval_images), checkpoint_every=self.checkpoint_every,
+                                   eval_images=int(eval_images), checkpoint_every=self.checkpoint_every, lr=lr,
                                    on_report=s.log_finetune, on_result=done)
         return worker is not None
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -90,9 +91,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--criteria", nargs="+", default=list(CRITERIA), choices=CRITERIA)
     p.add_argument("--calib-images", type=int, default=8)
     p.add_argument("--eval-images", type=int, default=30, help="val images for every mAP (0: all)")
-    p.add_argument("--eval-exclude", type=int, default=-1,
-                   help="leave out the evenly spread subset of this many val images (-1: the subset the model's "
-                        "training selected its checkpoint on, from the model file; 0: none)")
+    p.add_argument("--eval-exclude", type=int, nargs="+", default=[-1], metavar="N",
+                   help="first leave out the evenly spread subset of N val images, each N in turn (-1: the subset "
+                        "the model's training selected its checkpoint on, from the model file; 0: none); "
+                        "`-1 30 --eval-images 0` scores on the images neither checkpoint selection nor a "
+                        "30-image table saw")
     p.add_argument("--finetune-iterations", type=int, default=150)
     p.add_argument("--finetune-lr", type=float, default=2e-4)
     p.add_argument("--batch-size", type=int, default=4)
@@ -105,7 +108,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
-    p.add_argument("--plot", default=str(Path(__file__).resolve().parents[1] / "docs" / "seed-table.png"))
+    p.add_argument("--section", default=NAME, help="the marked section of --out to replace (see bench/sections.py)")
+    p.add_argument("--plot", default=str(Path(__file__).resolve().parents[1] / "docs" / "seed-table.png"),
+                   help="mAP-vs-size plot to write ('' for none)")
     args = p.parse_args(argv)
     args.command = command_line("seed_table.py", argv)
     if args.threads:
@@ -116,16 +121,18 @@ def main(argv: list[str] | None = None) -> int:
     cache = Cache(work)
     device = pick_device(args.device)
     orig_path, model_scale, selected_on = original_model(args.model, work)
-    if args.eval_exclude < 0:
-        args.eval_exclude = selected_on
+    args.eval_exclude = [selected_on if n < 0 else n for n in args.eval_exclude]
+    args.eval_exclude = [n for n in args.eval_exclude if n > 0]
     original = load_model(orig_path).model.to(device).eval()
     train_ds, val_ds = open_dataset(args.dataset, "train"), open_dataset(args.dataset, "val")
     scale = float(args.target_size or model_scale or val_ds.eval_scale)
-    eval_cfg = EvalConfig(max_images=args.eval_images, exclude_spread=args.eval_exclude)
+    eval_cfg = EvalConfig(max_images=args.eval_images, exclude_spread=tuple(args.eval_exclude))
+    subset = f"{args.eval_images or 'all'}" + "".join(f"-x{n}" for n in args.eval_exclude)
     h = int(round(scale * math.sqrt(3 / 4)))
     latency_input = (h, int(round(h * 4 / 3)))  # a 4:3 shelf photo at the eval scale (h·w ≈ scale²)
 
     def val_map(path: Path, key: str) -> float:
+        key = f"{key}@{subset}"  # the images scored are part of what was measured
         if cache.get(key) is None:
             model = load_model(path).model.to(device).eval()
             report = evaluate(Detector(model, device, target_size=scale), val_ds, split="val", config=eval_cfg,
@@ -134,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         return cache.get(key)
 
     def profile(path: Path, key: str) -> dict:
+        key = f"{key}@inference"  # timed on the copy Detector runs (older caches timed the plain model)
         if cache.get(key) is None:
             prof = profile_model(load_model(path).model, input_size=latency_input, repeats=args.latency_repeats,
                                  device="cpu")
@@ -191,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
                          "map_before": val_map(pruned_path, f"map/{tag}"), "map_after": val_map(ft_path, f"map/{tag}-ft"),
                          "ft_seconds": cache.get(f"ft_seconds/{tag}")})
 
-    section = markdown(rows, timings, base_map, base_ms, args, scale, latency_input, str(orig_path))
-    write_section(args.out, NAME, section)
+    section = markdown(rows, timings, base_map, base_ms, args, scale, latency_input, str(orig_path), selected_on)
+    write_section(args.out, args.section, section)
     if args.plot:
         plot(rows, args.plot)
     print(section)
@@ -203,21 +211,27 @@ def _m(x: float | None) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
-def _excluded(n: int) -> str:
-    return (f" spread over those not among the {n} the model's training selected its checkpoint on" if n else "")
+def _images(args, selected_on: int) -> str:
+    """Which val images every mAP of the table was scored on, in words."""
+    left_out = [f"the {n} the model's training selected its checkpoint on" if i == 0 and n == selected_on
+                else f"{'then ' if i else ''}an evenly spread {n}" for i, n in enumerate(args.eval_exclude)]
+    text = f"{args.eval_images or 'all'} val images"
+    if left_out:
+        text += (" spread over" if args.eval_images else "") + " those left after leaving out " + ", ".join(left_out)
+    return text
 
 
-def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model_path) -> str:
-    start, end = markers(NAME)
+def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model_path, selected_on) -> str:
+    start, end = markers(args.section)
     cost = {c: timings[c].seconds if c in timings else None for c in CRITERIA}
     if "statistics" in timings:  # the statistics pass is what the gradient-free criterion costs
         cost["combined"] = (cost["combined"] or 0.0) + timings["statistics"].seconds
-    lines = [start, "## Seed-study table on the default model (`bench/seed_table.py`)", "",
-             f"Model `{model_path}`, benchmark `{args.dataset}` (held-out classes, {args.eval_images or 'all'} val "
-             f"images{_excluded(args.eval_exclude)}, eval scale {scale:g}); calibration {args.calib_images} train images; every pruned model "
+    which = "" if args.section == NAME else f", section `{args.section}`"
+    lines = [start, f"## Seed-study table on the default model (`bench/seed_table.py`{which})", "",
+             f"Model `{model_path}`, benchmark `{args.dataset}` (held-out classes, {_images(args, selected_on)}, eval scale {scale:g}); calibration {args.calib_images} train images; every pruned model "
              f"(and, as a control, the original: the 0 % row's fine-tuned mAP) fine-tuned {args.finetune_iterations} iterations (batch {args.batch_size}×{args.class_batch_size} "
              f"classes, lr {args.finetune_lr:g}, the loss the original was trained with + GIoU + score and attention distillation from the "
-             f"original). Latency: CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+             f"original). Latency: the BN-folded channels-last copy detection runs, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} "
              f"threads), one {latency_input[0]}×{latency_input[1]} image and one class, median of "
              f"{args.latency_repeats}. Measured {time.strftime('%Y-%m-%d')}.", "",
              "| ratio | criterion | params | size MB | GMACs | CPU ms | speedup | mAP pruned | mAP fine-tuned "
@@ -253,14 +267,13 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
     lines += ["", "Seed study (ResNet-50 OS2D on GroZi-3.2k): " + ", ".join(
         f"{k:.0%}: {mb} MB / {m}" for k, (mb, m) in SEED.items()) + ". Different data and trunk: compare "
               "retention, not absolute mAP.", "", f"Command: `{args.command}`", "",
-              "![mAP vs size](../docs/seed-table.png)", end]
+              *([f"![mAP vs size]({os.path.relpath(args.plot, Path(args.out).resolve().parent)})"] if args.plot else []),
+              end]
     return "\n".join(lines) + "\n"
 
 
 def plot(rows, path: str) -> None:
     """mAP vs size, one colour per criterion, pruned (hollow) and fine-tuned (filled); pyqtgraph offscreen."""
-    import os
-
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import app  # noqa: F401  (Qt workarounds first)
     import pyqtgraph as pg

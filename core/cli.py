@@ -113,7 +113,8 @@ def cmd_eval(args) -> int:
     loaded = _load(args.model)
     ds = open_dataset(args.dataset, args.split)
     det = Detector(loaded.model, args.device, target_size=_target_size(args, loaded))
-    cfg = EvalConfig(scales=tuple(args.scales), target_size=args.target_size or 0.0, max_images=args.max_images)
+    cfg = EvalConfig(scales=tuple(args.scales), target_size=args.target_size or 0.0, max_images=args.max_images,
+                     exclude_spread=tuple(args.exclude_spread))
     rep = evaluate(det, ds, split=args.split, config=cfg, progress=ConsoleProgress("eval"))
     print(f"mAP@0.5 = {rep.map:.4f} on {rep.num_images} images, {rep.num_classes} classes "
           f"({rep.seconds_per_image:.2f} s/image on {det.device})")
@@ -216,7 +217,8 @@ def cmd_profile(args) -> int:
     for path in args.models:
         loaded = _load(path)
         profs.append(profile_model(loaded.model, name=Path(loaded.path).name, input_size=size,
-                                   num_classes=args.classes, repeats=args.repeats, device=args.device))
+                                   num_classes=args.classes, repeats=args.repeats, device=args.device,
+                                   optimize=args.optimize))
     if len(profs) == 2:
         cmp = compare_profiles(*profs)
         print(cmp.to_markdown())
@@ -245,7 +247,7 @@ def cmd_finetune(args) -> int:
                          batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
                                            crop_size=args.crop_size),
                          eval_images=args.eval_images, evaluate_before_after=not args.no_eval, seed=args.seed,
-                         device=args.device, threads=args.threads)
+                         checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads)
     res = finetune(cfg, progress=ConsoleProgress("finetune"))
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"mAP@0.5 before {fmt(res.map_before)} → after {fmt(res.map_after)} (teacher {fmt(res.teacher_map)}); "
@@ -321,6 +323,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--scales", type=float, nargs="+", default=[1.0])
     e.add_argument("--target-size", type=float, default=0)
     e.add_argument("--max-images", type=int, default=0)
+    e.add_argument("--exclude-spread", type=int, nargs="+", default=[], metavar="N",
+                   help="first leave out the evenly spread N-image subset (each N in turn), e.g. the "
+                        "train --eval-images the checkpoint was selected on")
     e.add_argument("--device", default="auto")
     e.set_defaults(func=cmd_eval)
 
@@ -393,6 +398,8 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--crop-size", type=int, default=384)
     ft.add_argument("--eval-images", type=int, default=0)
     ft.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
+    ft.add_argument("--checkpoint-every", type=int, default=25,
+                    help="iterations between resumable checkpoints (OUT.run/last.pt); rerun the command to resume")
     ft.add_argument("--seed", type=int, default=0)
     ft.add_argument("--threads", type=int, default=0)
     ft.add_argument("--device", default="auto")
@@ -405,6 +412,8 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--classes", type=int, default=1)
     pf.add_argument("--repeats", type=int, default=10)
     pf.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    pf.add_argument("--plain", dest="optimize", action="store_false",
+                    help="time the model as stored, not the BN-folded channels-last copy detection runs")
     pf.add_argument("--json")
     pf.set_defaults(func=cmd_profile)
 

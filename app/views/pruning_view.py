@@ -7,10 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+                               QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
-from app.pruning_jobs import SENSITIVITY_RATIOS, SCORE_DISTILLATION
+from app.pruning_jobs import SENSITIVITY_RATIOS
 from app.state import Session
 from app.views.dataset_picker import DatasetPicker
 from app.views.ratio_panel import RatioPanel
@@ -38,6 +38,19 @@ def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
     s.setRange(lo, hi)
     s.setValue(value)
     s.setToolTip(tip)
+    return s
+
+
+def _learning_rate() -> QDoubleSpinBox:
+    from core.train.finetune import FinetuneConfig
+
+    s = QDoubleSpinBox()
+    s.setDecimals(6)
+    s.setRange(1e-6, 1e-2)
+    s.setSingleStep(1e-5)
+    s.setValue(FinetuneConfig.lr)
+    s.setToolTip("Peak learning rate (AdamW, cosine decay). Lower keeps more of what the original learned; "
+                 f"{FinetuneConfig.lr:g} is what bench/seed_table.py measured best on the default model")
     return s
 
 
@@ -75,13 +88,15 @@ class PruningView(QWidget):
         # -- fine-tune
         self.ft_iterations = _spin(1, 100_000, 50, "Training iterations (batches) of this short run")
         self.ft_eval_images = _spin(0, 10_000, 10, "Validation images for mAP before and after (0: all)")
+        self.ft_lr = _learning_rate()
         self.finetune_button = QPushButton("Fine-tune")
-        distill = "attention distillation" + (" + score distillation" if SCORE_DISTILLATION else "")
-        self.finetune_button.setToolTip(f"Train the pruned model with the original as teacher ({distill}); "
+        self.finetune_button.setToolTip("Train the pruned model with the original as teacher (score and attention "
+                                        "distillation); "
                                         "Cancel keeps a checkpoint, and Fine-tune again resumes from it")
         ft_box = QGroupBox("Fine-tune (teacher: original)")
         fl = QFormLayout(ft_box)
         fl.addRow("Iterations", self.ft_iterations)
+        fl.addRow("Learning rate", self.ft_lr)
         fl.addRow("mAP images", self.ft_eval_images)
         fl.addRow(self.finetune_button)
 
@@ -139,7 +154,7 @@ class PruningView(QWidget):
 
     # -- actions ----------------------------------------------------------------------------------------
     def run_finetune(self) -> bool:
-        return self.workbench.finetune(self.ft_iterations.value(), self.ft_eval_images.value())
+        return self.workbench.finetune(self.ft_iterations.value(), self.ft_eval_images.value(), self.ft_lr.value())
 
     def run_evaluate(self) -> bool:
         return self.workbench.evaluate(self.eval_images.value())

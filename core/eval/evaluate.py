@@ -19,9 +19,10 @@ class EvalConfig:
     scales: tuple[float, ...] = (1.0,)  # pyramid scales of the eval size; OS2D's multiscale: EVAL_PYRAMID_SCALES
     target_size: float = 0.0  # 0: the dataset's eval scale
     max_images: int = 0  # 0: all images of the split
-    # leave out the images an evenly spread `max_images` subset of this size picks: those a training run
-    # selected its checkpoint on (`train --eval-images`), so a later mAP is not biased by that choice
-    exclude_spread: int = 0
+    # leave out, in turn, the images an evenly spread `max_images` subset of each size picks: those a
+    # training run selected its checkpoint on (`train --eval-images`), then those a benchmark tuned a
+    # setting on, so a later mAP is not biased by either choice
+    exclude_spread: tuple[int, ...] = ()
     nms_iou_threshold: float = 0.3
     iou_threshold: float = 0.5
     max_detections_per_image: int = 300
@@ -54,16 +55,22 @@ def spread_indices(n: int, k: int) -> list[int]:
     return sorted(set(np.linspace(0, n - 1, k).round().astype(int).tolist()))
 
 
+def select_images(images: list, config: EvalConfig) -> list:
+    """The images an evaluation with this config uses, in dataset order."""
+    for k in config.exclude_spread:
+        if k and len(images) > k:
+            dropped = set(spread_indices(len(images), k))
+            images = [im for i, im in enumerate(images) if i not in dropped]
+    if config.max_images and len(images) > config.max_images:
+        images = [images[i] for i in spread_indices(len(images), config.max_images)]
+    return images
+
+
 def evaluate(detector: Detector, dataset, *, split: str = "", config: EvalConfig = EvalConfig(),
              progress: Progress = no_progress, cancel: CancelToken | None = None) -> EvalReport:
     """Detect every class of the split in every image of the split (one-shot protocol), then mAP."""
     start = time.perf_counter()
-    images = list(dataset.images)
-    if config.exclude_spread and len(images) > config.exclude_spread:
-        dropped = set(spread_indices(len(images), config.exclude_spread))
-        images = [im for i, im in enumerate(images) if i not in dropped]
-    if config.max_images and len(images) > config.max_images:
-        images = [images[i] for i in spread_indices(len(images), config.max_images)]
+    images = select_images(list(dataset.images), config)
     class_ids = sorted({int(c) for im in images for c in im.class_ids} | set(getattr(dataset, "split_class_ids", ()) or ()))
     if not class_ids:
         class_ids = sorted(dataset.classes)
@@ -90,5 +97,6 @@ def evaluate(detector: Detector, dataset, *, split: str = "", config: EvalConfig
         per_class_ap={int(k): float(v) for k, v in result.per_class_ap.items()}, seconds=seconds,
         seconds_per_image=seconds / max(len(images), 1),
         config={"scales": list(config.scales), "target_size": size, "nms_iou": config.nms_iou_threshold,
-                "iou_threshold": config.iou_threshold, "device": str(detector.device)},
+                "iou_threshold": config.iou_threshold, "device": str(detector.device),
+                "max_images": config.max_images, "exclude_spread": list(config.exclude_spread)},
     )

@@ -5,7 +5,8 @@ prediction and the pruned model's profile are the same count by construction; `c
 is the independent check (forward hooks on every conv plus the correlation matmul) used in tests.
 Latency is a full detection forward on a target image with the class features precomputed
 (what the video and evaluation loops run per frame): target trunk + correlation + transform +
-resampling for `num_classes` classes.
+resampling for `num_classes` classes, timed on the folded channels-last copy `Detector` runs
+(`core.model.inference`), so a profile's latency is what detection costs in this tool.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from core.model.inference import inference_model
 from core.model.os2d import GRID, OS2DModel
 from core.prune.plan import PlanCostModel
 
@@ -57,9 +59,15 @@ class Profile:
 
 
 def _time_forward(model: OS2DModel, device: torch.device, input_size: tuple[int, int], num_classes: int,
-                  class_image_size: int, repeats: int, warmup: int) -> list[float]:
+                  class_image_size: int, repeats: int, warmup: int, optimize: bool) -> list[float]:
+    if optimize:
+        model = inference_model(model, device)
+    elif next(model.parameters()).device != device:
+        model = copy.deepcopy(model).to(device)
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 3, *input_size, generator=g).to(device)
+    if optimize:
+        x = x.contiguous(memory_format=torch.channels_last)
     classes = [torch.randn(3, class_image_size, class_image_size, generator=g).to(device) for _ in range(num_classes)]
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     times = []
@@ -77,10 +85,11 @@ def _time_forward(model: OS2DModel, device: torch.device, input_size: tuple[int,
 
 def profile_model(model: OS2DModel, *, name: str = "", input_size: tuple[int, int] = (512, 512), num_classes: int = 1,
                   class_image_size: int | None = None, repeats: int = 10, warmup: int = 2,
-                  device: str = "auto") -> Profile:
+                  device: str = "auto", optimize: bool = True) -> Profile:
     """Counts, and latency when repeats > 0. device: "auto" = CPU, plus CUDA when present; "cpu"; "cuda".
+    optimize=False times the model as it is instead of the inference copy.
 
-    The model is not modified (CUDA timing runs on a copy; train/eval mode is restored)."""
+    The model is not modified (timing runs on a copy or in eval mode, which is then restored)."""
     cis = int(class_image_size or model.config.class_image_size)
     pred = PlanCostModel.from_model(model, input_size=tuple(input_size), num_classes=num_classes,
                                     class_image_size=cis).base
@@ -95,15 +104,14 @@ def profile_model(model: OS2DModel, *, name: str = "", input_size: tuple[int, in
         model.eval()
         try:
             if want_cpu:
-                m = model if next(model.parameters()).device.type == "cpu" else copy.deepcopy(model).cpu()
-                t = _time_forward(m, torch.device("cpu"), tuple(input_size), num_classes, cis, repeats, warmup)
+                t = _time_forward(model, torch.device("cpu"), tuple(input_size), num_classes, cis, repeats, warmup,
+                                  optimize)
                 cpu, cpu_min, cpu_max = statistics.median(t), min(t), max(t)
             if want_cuda:
                 dev = torch.device("cuda")
-                m = copy.deepcopy(model).to(dev)
-                cuda = statistics.median(_time_forward(m, dev, tuple(input_size), num_classes, cis, repeats, warmup))
+                cuda = statistics.median(_time_forward(model, dev, tuple(input_size), num_classes, cis, repeats,
+                                                       warmup, optimize))
                 cuda_name = torch.cuda.get_device_name(dev)
-                del m
         finally:
             model.train(was_training)
     return Profile(

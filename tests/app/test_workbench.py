@@ -171,12 +171,14 @@ def test_finetune_two_iterations_with_a_live_loss_curve(bench, wait_idle):
     view = bench.pruning_view
     view.ft_iterations.setValue(2)
     view.ft_eval_images.setValue(1)
+    view.ft_lr.setValue(1e-4)
     assert view.run_finetune()
     wait_idle(bench)
     assert [it for it, _ in seen] == [1, 2]
     assert [n for _, n in seen] == [1, 2]  # the curve grew with each entry, while the job ran
     assert s.pruned.path.endswith("-ft.pt") and s.pruned_info.summary.parameters == pruned_params
     assert s.pruned.meta["teacher"] == s.model.path
+    assert s.pruned.meta["training"]["config"]["lr"] == pytest.approx(1e-4)  # the panel's learning rate
     assert s.finetune_summary["iterations"] == 2 and s.finetune_summary["map_after"] is not None
     assert len(bench.metrics_view.loss_curve.xData) == 2
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from core.data.grozi import open_dataset
 from core.detect import ClassBank, Detections
-from core.eval.evaluate import EvalConfig, evaluate, spread_indices
+from core.eval.evaluate import EvalConfig, evaluate, select_images, spread_indices
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny_os2d"
 
@@ -39,5 +39,16 @@ def test_excluded_images_are_not_evaluated():
     det = RecordingDetector()
     assert evaluate(det, ds, config=EvalConfig()).num_images == n
     det.seen.clear()
-    report = evaluate(det, ds, config=EvalConfig(exclude_spread=2))
+    report = evaluate(det, ds, config=EvalConfig(exclude_spread=(2,)))
     assert report.num_images == len(det.seen) == n - len(spread_indices(n, 2)) > 0
+
+
+def test_exclusions_apply_in_turn():
+    """Leaving out two spread subsets in turn keeps exactly the images neither picked, and nothing repeats."""
+    images = list(range(100))
+    first = select_images(images, EvalConfig(exclude_spread=(30,)))
+    both = select_images(images, EvalConfig(exclude_spread=(30, 30)))
+    second = select_images(first, EvalConfig(max_images=30))
+    assert len(first) == 70 and len(second) == 30 and len(both) == 40
+    assert set(both) == set(first) - set(second)
+    assert select_images(images, EvalConfig(exclude_spread=(30,), max_images=30)) == second

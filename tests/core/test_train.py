@@ -64,26 +64,54 @@ def test_cancelled_run_resumes_to_the_same_weights(tiny_synth, tmp_path):
     assert meta["training"]["iterations"] == 6 and meta["eval_scale"] == 240
 
 
-def test_killed_process_resumes_and_finishes(tiny_synth, tmp_path):
-    out = tmp_path / "k.pt"
-    cmd = [sys.executable, "-m", "core.cli", "train", "--dataset", str(tiny_synth), "--out", str(out),
-           "--iterations", "40", "--batch-size", "2", "--class-batch-size", "2", "--crop-size", "160",
-           "--train-scale", "240", "--eval-every", "0", "--checkpoint-every", "2", "--threads", "1"]
+def _kill_then_rerun(cmd: list[str], out: Path, iterations: int) -> subprocess.CompletedProcess:
+    """SIGKILL the command once it wrote its first checkpoint (OUT.run/last.pt), check it left that and
+    no output, then run the same command again to the end."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    last = tmp_path / "k.run" / "last.pt"
+    last = out.with_suffix(".run") / "last.pt"
     deadline = time.time() + 120
     while not last.exists() and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert last.exists() and not out.exists()
-    it = torch.load(last, weights_only=True)["state"]["iteration"]
-    assert 0 < it < 40
+    assert 0 < torch.load(last, weights_only=True)["state"]["iteration"] < iterations
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "after 40 iterations" in done.stdout
-    assert load_model(out).meta["training"]["iterations"] == 40
+    assert load_model(out).meta["training"]["iterations"] == iterations
+    return done
+
+
+def test_killed_process_resumes_and_finishes(tiny_synth, tmp_path):
+    out = tmp_path / "k.pt"
+    cmd = [sys.executable, "-m", "core.cli", "train", "--dataset", str(tiny_synth), "--out", str(out),
+           "--iterations", "40", "--batch-size", "2", "--class-batch-size", "2", "--crop-size", "160",
+           "--train-scale", "240", "--eval-every", "0", "--checkpoint-every", "2", "--threads", "1"]
+    assert "after 40 iterations" in _kill_then_rerun(cmd, out, 40).stdout
+
+
+def test_killed_finetune_resumes_and_finishes(tiny_synth, tmp_path):
+    """`os2d-studio finetune` killed mid-run: the same command resumes from its checkpoint and finishes."""
+    from core.model.checkpoint import save_model
+    from core.model.os2d import ModelConfig, OS2DModel
+    from core.prune.job import prune, save_pruned
+    from core.prune.plan import PruningPlan, weight_magnitude_importance
+
+    torch.manual_seed(0)
+    original = OS2DModel(ModelConfig("resnet18")).eval()
+    teacher = save_model(original, tmp_path / "original.pt")
+    res = prune(original, PruningPlan(ratio=0.3, criterion="weight_l1"), weight_magnitude_importance(original))
+    pruned = save_pruned(res, tmp_path / "pruned.pt", teacher)
+    out = tmp_path / "ft.pt"
+    cmd = [sys.executable, "-m", "core.cli", "finetune", "--model", str(pruned), "--teacher", str(teacher),
+           "--dataset", str(tiny_synth), "--out", str(out), "--iterations", "30", "--batch-size", "2",
+           "--class-batch-size", "2", "--crop-size", "160", "--checkpoint-every", "2", "--no-eval",
+           "--threads", "1", "--device", "cpu"]
+    assert "30 iterations" in _kill_then_rerun(cmd, out, 30).stdout
+    assert load_model(out).meta["teacher"] == str(teacher)
+    count = lambda path: sum(p.numel() for p in load_model(path).model.parameters())  # noqa: E731
+    assert count(out) == count(pruned) < count(teacher)  # still the pruned architecture
 
 
 def test_refuses_to_overwrite_its_init_model(tiny_synth, tmp_path):
