@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from core.io import atomic_write_text
 
 def command_line(script: str, argv: list[str] | None) -> str:
     """How to rerun this benchmark, for the section it writes (`argv` as main() got it, else sys.argv)."""
-    return " ".join([f"PYTHONPATH=. .venv/bin/python bench/{script}", *(argv if argv is not None else sys.argv[1:])])
+    args = shlex.join(argv if argv is not None else sys.argv[1:])
+    return f"PYTHONPATH=. .venv/bin/python bench/{script}" + (f" {args}" if args else "")
 
 
 def markers(name: str) -> tuple[str, str]:

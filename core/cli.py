@@ -387,7 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", required=True)
     ft.add_argument("--epochs", type=float, default=1.0)
     ft.add_argument("--iterations", type=int, default=0, help="overrides --epochs")
-    ft.add_argument("--lr", type=float, default=2e-4)
+    ft.add_argument("--lr", type=float, default=5e-5)
     ft.add_argument("--giou-weight", type=float, default=0.5)
     ft.add_argument("--match-weight", type=float, default=None,
                     help="aligned-matching loss weight (default: as the model, or its teacher, was trained)")

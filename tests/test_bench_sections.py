@@ -38,3 +38,15 @@ def test_importance_bench_writes_its_section_with_the_command(tmp_path):
 def test_importance_bench_needs_a_destination():
     with pytest.raises(SystemExit):
         importance.main(["--model", "random:resnet18", "--dataset", "x"])
+
+
+def test_recorded_command_reruns_as_given():
+    """An empty or spaced argument survives the round trip through the shell."""
+    import shlex
+
+    from bench.sections import command_line
+
+    argv = ["--plot", "", "--work", "data/my run"]
+    line = command_line("seed_table.py", argv)
+    assert shlex.split(line)[3:] == argv
+    assert command_line("video.py", []) == "PYTHONPATH=. .venv/bin/python bench/video.py"
