@@ -249,6 +249,10 @@ def cmd_finetune(args) -> int:
                          eval_images=args.eval_images, evaluate_before_after=not args.no_eval, seed=args.seed,
                          checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads)
     res = finetune(cfg, progress=ConsoleProgress("finetune"))
+    if res.train.world_size > 1:
+        print(f"rank {res.train.rank}/{res.train.world_size} weights sha256 {res.train.weights_sha256}", flush=True)
+        if res.train.rank != 0:
+            return 0
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"mAP@0.5 before {fmt(res.map_before)} → after {fmt(res.map_after)} (teacher {fmt(res.teacher_map)}); "
           f"{res.train.iterations} iterations in {res.train.seconds / 60:.1f} min; wrote {res.out}")

@@ -4,6 +4,7 @@ distillation from the unpruned teacher, and mAP measured before and after on the
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
@@ -77,7 +78,9 @@ def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: C
              log: Callable[[dict], None] | None = None) -> FinetuneResult:
     cancel = cancel or CancelToken()
     train_ds = open_dataset(cfg.dataset, "train")
-    val_ds = open_dataset(cfg.dataset, "val") if cfg.evaluate_before_after else None
+    # under torchrun only rank 0 measures mAP: it alone writes `out`, and the others need not wait on it
+    lead = int(os.environ.get("RANK", "0")) == 0
+    val_ds = open_dataset(cfg.dataset, "val") if cfg.evaluate_before_after and lead else None
     device = pick_device(cfg.device)
     loaded = load_model(cfg.model)
     scale = float(loaded.meta.get("eval_scale") or train_ds.eval_scale)
@@ -106,5 +109,5 @@ def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: C
         eval_every=0, checkpoint_every=cfg.checkpoint_every, seed=cfg.seed, device=cfg.device, threads=cfg.threads,
     )
     res = train(tcfg, progress=progress, cancel=cancel, log=log)
-    after = val_map(load_model(cfg.out).model)
+    after = val_map(load_model(cfg.out).model) if val_ds is not None else None
     return FinetuneResult(cfg.out, before, after, teacher_map, res)

@@ -91,8 +91,8 @@ def test_killed_process_resumes_and_finishes(tiny_synth, tmp_path):
     assert "after 40 iterations" in _kill_then_rerun(cmd, out, 40).stdout
 
 
-def test_killed_finetune_resumes_and_finishes(tiny_synth, tmp_path):
-    """`os2d-studio finetune` killed mid-run: the same command resumes from its checkpoint and finishes."""
+def _pruned_pair(folder: Path) -> tuple[Path, Path]:
+    """An untrained original and its 30 % weight-L1 pruned copy, saved as files (teacher, student)."""
     from core.model.checkpoint import save_model
     from core.model.os2d import ModelConfig, OS2DModel
     from core.prune.job import prune, save_pruned
@@ -100,9 +100,14 @@ def test_killed_finetune_resumes_and_finishes(tiny_synth, tmp_path):
 
     torch.manual_seed(0)
     original = OS2DModel(ModelConfig("resnet18")).eval()
-    teacher = save_model(original, tmp_path / "original.pt")
+    teacher = save_model(original, folder / "original.pt")
     res = prune(original, PruningPlan(ratio=0.3, criterion="weight_l1"), weight_magnitude_importance(original))
-    pruned = save_pruned(res, tmp_path / "pruned.pt", teacher)
+    return Path(teacher), Path(save_pruned(res, folder / "pruned.pt", teacher))
+
+
+def test_killed_finetune_resumes_and_finishes(tiny_synth, tmp_path):
+    """`os2d-studio finetune` killed mid-run: the same command resumes from its checkpoint and finishes."""
+    teacher, pruned = _pruned_pair(tmp_path)
     out = tmp_path / "ft.pt"
     cmd = [sys.executable, "-m", "core.cli", "finetune", "--model", str(pruned), "--teacher", str(teacher),
            "--dataset", str(tiny_synth), "--out", str(out), "--iterations", "30", "--batch-size", "2",
@@ -123,15 +128,13 @@ def test_refuses_to_overwrite_its_init_model(tiny_synth, tmp_path):
         train(_cfg(tiny_synth, init, init=str(init)))
 
 
-def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_synth, tmp_path):
+def _torchrun_two_cpu_ranks(args: list[str]) -> tuple[dict, subprocess.CompletedProcess]:
+    """Run `os2d-studio ARGS` as two gloo ranks; each rank's final-weights digest by rank."""
     torchrun = Path(sys.executable).with_name("torchrun")
     if not torchrun.exists():
         pytest.skip("torchrun not installed next to this python")
-    out = tmp_path / "ddp.pt"
-    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "core.cli", "train",
-           "--dataset", str(tiny_synth), "--out", str(out), "--iterations", "3", "--batch-size", "2",
-           "--class-batch-size", "2", "--crop-size", "160", "--train-scale", "240", "--eval-every", "0",
-           "--checkpoint-every", "3", "--threads", "1", "--device", "cpu"]
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node", "2", "-m", "core.cli", *args,
+           "--threads", "1", "--device", "cpu"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
@@ -141,7 +144,30 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_synth, tmp_path):
             parts = line.split()
             digests[parts[parts.index("rank") + 1]] = parts[-1]
     assert set(digests) == {"0/2", "1/2"}, done.stdout[-2000:]
+    return digests, done
+
+
+def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_synth, tmp_path):
+    out = tmp_path / "ddp.pt"
+    digests, _ = _torchrun_two_cpu_ranks(
+        ["train", "--dataset", str(tiny_synth), "--out", str(out), "--iterations", "3", "--batch-size", "2",
+         "--class-batch-size", "2", "--crop-size", "160", "--train-scale", "240", "--eval-every", "0",
+         "--checkpoint-every", "3"])
     assert digests["0/2"] == digests["1/2"]
+    assert load_model(out).meta["training"]["world_size"] == 2
+
+
+def test_ddp_finetune_evaluates_once_and_ranks_agree(tiny_synth, tmp_path):
+    """The same finetune command under torchrun: rank 0 alone measures mAP before and after (the other
+    rank must not read the output before rank 0 has written it)."""
+    teacher, pruned = _pruned_pair(tmp_path)
+    out = tmp_path / "ddp-ft.pt"
+    digests, done = _torchrun_two_cpu_ranks(
+        ["finetune", "--model", str(pruned), "--teacher", str(teacher), "--dataset", str(tiny_synth), "--out",
+         str(out), "--iterations", "3", "--batch-size", "2", "--class-batch-size", "2", "--crop-size", "160",
+         "--eval-images", "1"])
+    assert digests["0/2"] == digests["1/2"]
+    assert done.stdout.count("mAP@0.5 before") == 1
     assert load_model(out).meta["training"]["world_size"] == 2
 
 
