@@ -234,20 +234,26 @@ def cmd_profile(args) -> int:
 
 
 # -- finetune ----------------------------------------------------------------------------------------
+def _finetune_config(args, **fields):
+    """A FinetuneConfig from the options `_add_finetune_options` added (shared by finetune and prune-stages)."""
+    from core.train.batches import BatchConfig
+    from core.train.finetune import FinetuneConfig
+
+    return FinetuneConfig(dataset=args.dataset, out=args.out, lr=args.lr, giou_weight=args.giou_weight,
+                          match_weight=args.match_weight, distill_score_weight=args.distill_score,
+                          distill_attention_weight=args.distill_attention,
+                          batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
+                                            crop_size=args.crop_size),
+                          eval_images=args.eval_images, evaluate_before_after=not args.no_eval, seed=args.seed,
+                          checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads, **fields)
+
+
 def cmd_finetune(args) -> int:
     from core.io import atomic_write_text
-    from core.train.batches import BatchConfig
-    from core.train.finetune import FinetuneConfig, finetune
+    from core.train.finetune import finetune
 
-    cfg = FinetuneConfig(model=args.model, teacher=args.teacher or "", dataset=args.dataset, out=args.out,
-                         epochs=args.epochs, iterations=args.iterations, lr=args.lr,
-                         giou_weight=args.giou_weight, match_weight=args.match_weight,
-                         distill_score_weight=args.distill_score,
-                         distill_attention_weight=args.distill_attention,
-                         batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
-                                           crop_size=args.crop_size),
-                         eval_images=args.eval_images, evaluate_before_after=not args.no_eval, seed=args.seed,
-                         checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads)
+    cfg = _finetune_config(args, model=args.model, teacher=args.teacher or "", epochs=args.epochs,
+                           iterations=args.iterations)
     res = finetune(cfg, progress=ConsoleProgress("finetune"))
     if res.train.world_size > 1:
         print(f"rank {res.train.rank}/{res.train.world_size} weights sha256 {res.train.weights_sha256}", flush=True)
@@ -256,6 +262,32 @@ def cmd_finetune(args) -> int:
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"mAP@0.5 before {fmt(res.map_before)} → after {fmt(res.map_after)} (teacher {fmt(res.teacher_map)}); "
           f"{res.train.iterations} iterations in {res.train.seconds / 60:.1f} min; wrote {res.out}")
+    if args.json:
+        atomic_write_text(args.json, json.dumps(res.to_json(), indent=1))
+    return 0
+
+
+# -- prune-stages ------------------------------------------------------------------------------------
+def cmd_prune_stages(args) -> int:
+    from core.io import atomic_write_text
+    from core.prune.plan import GROUPS, PruningPlan
+    from core.train.staged import StagedConfig, prune_in_stages
+
+    plan = PruningPlan.load(args.plan) if args.plan else PruningPlan(ratio=args.ratio)
+    if args.criterion:
+        plan = plan.with_changes(criterion=args.criterion)
+    elif not args.plan:
+        plan = plan.with_changes(criterion="combined")
+    model = _load(args.model).path
+    cfg = StagedConfig(model=model, dataset=args.dataset, out=args.out, plan=plan,
+                       stages=tuple(args.stages or GROUPS), iterations_per_stage=args.iterations_per_stage,
+                       calib_images=args.calib_images, finetune=_finetune_config(args, model="", teacher=""),
+                       eval_images=args.eval_images, evaluate_before_after=not args.no_eval, device=args.device)
+    res = prune_in_stages(cfg, progress=ConsoleProgress("prune-stages"))
+    for s in res.stages:
+        print(f"stage {s.group:<10} → {s.parameters:,} parameters  ({s.finetuned})")
+    fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+    print(f"mAP@0.5 original {fmt(res.map_before)} → staged {fmt(res.map_after)}; wrote {res.out}")
     if args.json:
         atomic_write_text(args.json, json.dumps(res.to_json(), indent=1))
     return 0
@@ -285,6 +317,25 @@ def cmd_compare(args) -> int:
         if path:
             print(f"wrote {path}")
     return 0
+
+
+def _add_finetune_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--giou-weight", type=float, default=0.5)
+    p.add_argument("--match-weight", type=float, default=None,
+                   help="aligned-matching loss weight (default: as the model, or its teacher, was trained)")
+    p.add_argument("--distill-score", type=float, default=1.0)
+    p.add_argument("--distill-attention", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--class-batch-size", type=int, default=6)
+    p.add_argument("--crop-size", type=int, default=384)
+    p.add_argument("--eval-images", type=int, default=0)
+    p.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
+    p.add_argument("--checkpoint-every", type=int, default=25,
+                   help="iterations between resumable checkpoints (OUT.run/last.pt); rerun the command to resume")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="auto")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -391,24 +442,27 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--out", required=True)
     ft.add_argument("--epochs", type=float, default=1.0)
     ft.add_argument("--iterations", type=int, default=0, help="overrides --epochs")
-    ft.add_argument("--lr", type=float, default=5e-5)
-    ft.add_argument("--giou-weight", type=float, default=0.5)
-    ft.add_argument("--match-weight", type=float, default=None,
-                    help="aligned-matching loss weight (default: as the model, or its teacher, was trained)")
-    ft.add_argument("--distill-score", type=float, default=1.0)
-    ft.add_argument("--distill-attention", type=float, default=1.0)
-    ft.add_argument("--batch-size", type=int, default=4)
-    ft.add_argument("--class-batch-size", type=int, default=6)
-    ft.add_argument("--crop-size", type=int, default=384)
-    ft.add_argument("--eval-images", type=int, default=0)
-    ft.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
-    ft.add_argument("--checkpoint-every", type=int, default=25,
-                    help="iterations between resumable checkpoints (OUT.run/last.pt); rerun the command to resume")
-    ft.add_argument("--seed", type=int, default=0)
-    ft.add_argument("--threads", type=int, default=0)
-    ft.add_argument("--device", default="auto")
+    _add_finetune_options(ft)
     ft.add_argument("--json")
     ft.set_defaults(func=cmd_finetune)
+
+    ps = sub.add_parser("prune-stages", help="LCP-style layer-wise pruning: prune one stage, fine-tune, then the next")
+    ps.add_argument("--model", help="the unpruned model (default: the embedded default model); also the teacher")
+    ps.add_argument("--dataset", required=True)
+    g = ps.add_mutually_exclusive_group(required=True)
+    g.add_argument("--plan", help="plan.json with the final ratios")
+    g.add_argument("--ratio", type=float, help="one global ratio of channels to remove, e.g. 0.3")
+    ps.add_argument("--criterion", help="ranks each stage's channels on the model so far (default: the plan's, "
+                                        "or combined with --ratio)")
+    ps.add_argument("--stages", nargs="+",
+                    help="groups in the order they are pruned (default: stem layer1 layer2 layer3 transform; "
+                         "groups the plan keeps whole are skipped)")
+    ps.add_argument("--iterations-per-stage", type=int, default=50)
+    ps.add_argument("--calib-images", type=int, default=8, help="train images each stage's ranking sees")
+    ps.add_argument("--out", required=True, help="the final model (stages go to OUT.stages/; rerun to resume)")
+    _add_finetune_options(ps)
+    ps.add_argument("--json")
+    ps.set_defaults(func=cmd_prune_stages)
 
     pf = sub.add_parser("profile", help="parameters, MACs, size, latency; two models side by side")
     pf.add_argument("models", nargs="+", help="one or two model files")

@@ -220,6 +220,7 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
     model.resample_dtype = torch.float32  # 4e-6 from float64 on the reference; much faster backward
     step = _TrainStep(model)
     ddp = world > 1
+    images_per_step = cfg.batch.batch_size * world  # for the epoch shown with progress (passes over train images)
     if ddp:
         step = nn.parallel.DistributedDataParallel(step, device_ids=[device.index] if device.type == "cuda" else None)
     sampler = BatchSampler(train_ds, cfg.batch, class_image_size=model.config.class_image_size, seed=cfg.seed, rank=rank)
@@ -300,14 +301,15 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
         else:
             optimizer.step()
 
-        entry = {"iteration": it + 1, "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"]}
+        entry = {"iteration": it + 1, "epoch": round(images_per_step * (it + 1) / max(len(train_ds.images), 1), 3),
+                 "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"]}
         entry.update({k: float(v) for k, v in losses.items() if k != "loss"})
         state["history"].append(entry)
         state["iteration"] = it + 1
         state["seconds"] = time.perf_counter() - t0
         if log is not None:
             log(entry)
-        progress(it + 1, cfg.iterations, f"loss {entry['loss']:.4f}")
+        progress(it + 1, cfg.iterations, f"epoch {entry['epoch']:.2f} loss {entry['loss']:.4f}")
 
         done = it + 1 == cfg.iterations
         if val_ds is not None and rank == 0 and ((it + 1) % cfg.eval_every == 0 or done):
