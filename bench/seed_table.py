@@ -42,13 +42,14 @@ from core.jobs import ConsoleProgress  # noqa: E402
 from core.model.checkpoint import load_model, save_model  # noqa: E402
 from core.model.os2d import ModelConfig, OS2DModel  # noqa: E402
 from core.prune.job import prune, save_pruned  # noqa: E402
-from core.prune.plan import PruningPlan  # noqa: E402
+from core.prune.plan import GROUPS, PruningPlan  # noqa: E402
 from core.train.batches import BatchConfig  # noqa: E402
 from core.train.finetune import FinetuneConfig, finetune  # noqa: E402
+from core.train.staged import StagedConfig, prune_in_stages, stage_plans  # noqa: E402
 
 NAME = "seed-table"
 CRITERIA = ("combined", "weight_l1", "bn_gamma", "lcp")
-LABELS = {"combined": "gradient-free combined", "weight_l1": "weight L1", "bn_gamma": "BN γ", "lcp": "gradient LCP"}
+LABELS = {"combined": "gradient-free combined", "combined_staged": "gradient-free combined, layer-wise stages", "weight_l1": "weight L1", "bn_gamma": "BN γ", "lcp": "gradient LCP"}
 SEED = {0.0: (39.95, 0.83), 0.3: (28.05, 0.73), 0.5: (20.52, 0.60)}  # the seed study (ResNet-50, GroZi-3.2k)
 
 
@@ -102,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--class-batch-size", type=int, default=6)
     p.add_argument("--crop-size", type=int, default=384)
     p.add_argument("--target-size", type=float, default=None, help="default: the model's eval scale")
+    p.add_argument("--staged", action="store_true",
+                   help="add the combined criterion pruned in LCP-style layer-wise stages (prune-stages), the "
+                        "fine-tune iterations split evenly over the stages")
     p.add_argument("--no-control", dest="control", action="store_false",
                    help="skip fine-tuning the unpruned original with the same budget")
     p.add_argument("--latency-repeats", type=int, default=10)
@@ -201,6 +205,29 @@ def main(argv: list[str] | None = None) -> int:
                          "map_before": val_map(pruned_path, f"map/{tag}"), "map_after": val_map(ft_path, f"map/{tag}-ft"),
                          "ft_seconds": cache.get(f"ft_seconds/{tag}")})
 
+    # 4. optional: the combined criterion in LCP-style layer-wise stages, the same fine-tune budget in total
+    if args.staged:
+        for ratio in args.ratios:
+            tag = f"r{int(round(ratio * 100)):02d}-combined_staged"
+            out = work / f"{tag}-ft.pt"
+            plan = PruningPlan(ratio=ratio, criterion="combined")
+            n_stages = len(stage_plans(plan, original, GROUPS))
+            if not out.exists():
+                t0 = time.perf_counter()
+                prune_in_stages(StagedConfig(
+                    model=str(orig_path), dataset=args.dataset, out=str(out), plan=plan,
+                    iterations_per_stage=max(1, args.finetune_iterations // n_stages), calib_images=args.calib_images,
+                    finetune=FinetuneConfig(model="", dataset="", out="", lr=args.finetune_lr, threads=args.threads,
+                                            batch=BatchConfig(batch_size=args.batch_size,
+                                                              class_batch_size=args.class_batch_size,
+                                                              crop_size=args.crop_size, train_scale=scale)),
+                    evaluate_before_after=False, device=args.device), progress=ConsoleProgress(f"stages {tag}"))
+                cache.put(f"ft_seconds/{tag}", time.perf_counter() - t0)
+            rows.append({"ratio": ratio, "criterion": "combined_staged", **profile(out, f"profile/{tag}"),
+                         "map_before": None, "map_after": val_map(out, f"map/{tag}"),
+                         "ft_seconds": cache.get(f"ft_seconds/{tag}"), "stages": n_stages})
+
+    rows.sort(key=lambda r: r["ratio"])  # a staged row beside its ratio's one-shot rows
     section = markdown(rows, timings, base_map, base_ms, args, scale, latency_input, str(orig_path), selected_on)
     write_section(args.out, args.section, section)
     if args.plot:
@@ -266,6 +293,11 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
             parts.append(f"gradient-free − LCP = {gf['map_after'] - lcp['map_after']:+.3f} mAP")
         if cost.get("combined") and cost.get("lcp"):
             parts.append(f"ranking cost {cost['lcp'] / cost['combined']:.0f}x lower than LCP")
+        st = by.get((ratio, "combined_staged"))
+        if st and st["map_after"] is not None and base_map:
+            parts.append(f"in {st['stages']} layer-wise stages ({args.finetune_iterations // st['stages']} fine-tune "
+                         f"iterations each, each stage re-ranked) {st['map_after']:.3f}, retention "
+                         f"{st['map_after'] / base_map:.0%}")
         lines.append(f"- {ratio:.0%}: " + "; ".join(parts))
     lines += ["", "Seed study (ResNet-50 OS2D on GroZi-3.2k): " + ", ".join(
         f"{k:.0%}: {mb} MB / {m}" for k, (mb, m) in SEED.items()) + ". Different data and trunk: compare "
@@ -290,15 +322,17 @@ def plot(rows, path: str) -> None:
     w.setYRange(0.0, 1.0, padding=0.02)
     w.addLegend(offset=(-10, 10))  # top right: the data sit below 0.5
     colours = {"": (40, 40, 40), "combined": (214, 39, 40), "weight_l1": (31, 119, 180), "bn_gamma": (44, 160, 44),
-               "lcp": (148, 103, 189)}
+               "lcp": (148, 103, 189), "combined_staged": (255, 127, 14)}
     for crit, colour in colours.items():
         sel = [r for r in rows if r["criterion"] == crit]
         if not sel:
             continue
         label = LABELS.get(crit, "original")
-        w.plot([r["size_mb"] for r in sel], [r["map_before"] for r in sel], pen=None, symbol="o",
-               symbolBrush=None, symbolPen=pg.mkPen(colour, width=2), symbolSize=10,
-               name=f"{label} (pruned)" if crit else label)
+        before = [r for r in sel if r["map_before"] is not None]  # a staged row has no single cut to score
+        if before:
+            w.plot([r["size_mb"] for r in before], [r["map_before"] for r in before], pen=None, symbol="o",
+                   symbolBrush=None, symbolPen=pg.mkPen(colour, width=2), symbolSize=10,
+                   name=f"{label} (pruned)" if crit else label)
         after = [r for r in sel if r["map_after"] is not None]
         if after:
             w.plot([r["size_mb"] for r in after], [r["map_after"] for r in after], pen=pg.mkPen(colour, width=1.5),
