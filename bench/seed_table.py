@@ -18,6 +18,7 @@ table. Every finished step is cached in the work folder, so a killed run continu
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -144,13 +145,16 @@ def main(argv: list[str] | None = None) -> int:
             cache.put(key, report.map)
         return cache.get(key)
 
-    def profile(path: Path, key: str) -> dict:
-        # timed on the copy Detector runs, the fastest of the repeats: on a shared VM the median of one
-        # model's run wanders ±15 % between runs, the minimum much less (older caches differ in both)
-        key = f"{key}@inference-min"
+    def profile(path: Path) -> dict:
+        """Counts and latency of the model's architecture. Timed on the copy Detector runs, the fastest of
+        the repeats (one run's median wanders ±15 % on a shared VM); keyed by the architecture, so rows
+        whose criteria chose different channels but the same counts share one measurement instead of
+        showing noise as a difference."""
+        model = load_model(path).model
+        shapes = ";".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
+        key = f"profile/{hashlib.sha256(shapes.encode()).hexdigest()[:16]}@inference-min"
         if cache.get(key) is None:
-            prof = profile_model(load_model(path).model, input_size=latency_input, repeats=args.latency_repeats,
-                                 device="cpu")
+            prof = profile_model(model, input_size=latency_input, repeats=args.latency_repeats, device="cpu")
             cache.put(key, {"parameters": prof.parameters, "size_mb": prof.size_mb, "gmacs": prof.macs / 1e9,
                             "cpu_ms": prof.cpu_latency_min_ms, "cpu_median_ms": prof.cpu_latency_ms})
         return cache.get(key)
@@ -173,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. the original, and (control) the original given the same fine-tune budget: an undertrained
     # model gains from more iterations whether or not it was pruned
-    rows = [{"ratio": 0.0, "criterion": "", **profile(orig_path, "profile/original"),
+    rows = [{"ratio": 0.0, "criterion": "", **profile(orig_path),
              "map_before": val_map(orig_path, "map/original"), "map_after": None}]
     if args.control:
         rows[0]["map_after"] = val_map(tune(orig_path, "r00-original"), "map/r00-original-ft")
@@ -201,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 res = prune(original, PruningPlan(ratio=ratio, criterion=crit), importance)
                 save_pruned(res, pruned_path, orig_path, extra_meta={"eval_scale": scale})
             ft_path = tune(pruned_path, tag)
-            rows.append({"ratio": ratio, "criterion": crit, **profile(pruned_path, f"profile/{tag}"),
+            rows.append({"ratio": ratio, "criterion": crit, **profile(pruned_path),
                          "map_before": val_map(pruned_path, f"map/{tag}"), "map_after": val_map(ft_path, f"map/{tag}-ft"),
                          "ft_seconds": cache.get(f"ft_seconds/{tag}")})
 
@@ -223,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                                                               crop_size=args.crop_size, train_scale=scale)),
                     evaluate_before_after=False, device=args.device), progress=ConsoleProgress(f"stages {tag}"))
                 cache.put(f"ft_seconds/{tag}", time.perf_counter() - t0)
-            rows.append({"ratio": ratio, "criterion": "combined_staged", **profile(out, f"profile/{tag}"),
+            rows.append({"ratio": ratio, "criterion": "combined_staged", **profile(out),
                          "map_before": None, "map_after": val_map(out, f"map/{tag}"),
                          "ft_seconds": cache.get(f"ft_seconds/{tag}"), "stages": n_stages})
 
