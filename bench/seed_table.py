@@ -43,10 +43,10 @@ from core.jobs import ConsoleProgress  # noqa: E402
 from core.model.checkpoint import load_model, save_model  # noqa: E402
 from core.model.os2d import ModelConfig, OS2DModel  # noqa: E402
 from core.prune.job import prune, save_pruned  # noqa: E402
-from core.prune.plan import GROUPS, PruningPlan  # noqa: E402
+from core.prune.plan import PruningPlan  # noqa: E402
 from core.train.batches import BatchConfig  # noqa: E402
 from core.train.finetune import FinetuneConfig, finetune  # noqa: E402
-from core.train.staged import StagedConfig, prune_in_stages, stage_plans  # noqa: E402
+from core.train.staged import STAGE_ORDER, StagedConfig, prune_in_stages, stage_plans  # noqa: E402
 
 NAME = "seed-table"
 CRITERIA = ("combined", "weight_l1", "bn_gamma", "lcp")
@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
             tag = f"r{int(round(ratio * 100)):02d}-combined_staged"
             out = work / f"{tag}-ft.pt"
             plan = PruningPlan(ratio=ratio, criterion="combined")
-            n_stages = len(stage_plans(plan, original, GROUPS))
+            order = [g for g, _ in stage_plans(plan, original, STAGE_ORDER)]
+            n_stages = len(order)
             if not out.exists():
                 t0 = time.perf_counter()
                 prune_in_stages(StagedConfig(
@@ -229,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
                 cache.put(f"ft_seconds/{tag}", time.perf_counter() - t0)
             rows.append({"ratio": ratio, "criterion": "combined_staged", **profile(out),
                          "map_before": None, "map_after": val_map(out, f"map/{tag}"),
-                         "ft_seconds": cache.get(f"ft_seconds/{tag}"), "stages": n_stages})
+                         "ft_seconds": cache.get(f"ft_seconds/{tag}"), "stages": n_stages, "order": order})
 
     rows.sort(key=lambda r: r["ratio"])  # a staged row beside its ratio's one-shot rows
     section = markdown(rows, timings, base_map, base_ms, args, scale, latency_input, str(orig_path), selected_on)
@@ -299,8 +300,9 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
             parts.append(f"ranking cost {cost['lcp'] / cost['combined']:.0f}x lower than LCP")
         st = by.get((ratio, "combined_staged"))
         if st and st["map_after"] is not None and base_map:
-            parts.append(f"in {st['stages']} layer-wise stages ({args.finetune_iterations // st['stages']} fine-tune "
-                         f"iterations each, each stage re-ranked) {st['map_after']:.3f}, retention "
+            parts.append(f"in {st['stages']} layer-wise stages ({' → '.join(st['order'])}; "
+                         f"{args.finetune_iterations // st['stages']} fine-tune iterations each, each stage re-ranked) "
+                         f"{st['map_after']:.3f}, retention "
                          f"{st['map_after'] / base_map:.0%}")
         lines.append(f"- {ratio:.0%}: " + "; ".join(parts))
     lines += ["", "Seed study (ResNet-50 OS2D on GroZi-3.2k): " + ", ".join(

@@ -270,8 +270,8 @@ def cmd_finetune(args) -> int:
 # -- prune-stages ------------------------------------------------------------------------------------
 def cmd_prune_stages(args) -> int:
     from core.io import atomic_write_text
-    from core.prune.plan import GROUPS, PruningPlan
-    from core.train.staged import StagedConfig, prune_in_stages
+    from core.prune.plan import PruningPlan
+    from core.train.staged import STAGE_ORDER, StagedConfig, prune_in_stages
 
     plan = PruningPlan.load(args.plan) if args.plan else PruningPlan(ratio=args.ratio)
     if args.criterion:
@@ -280,7 +280,7 @@ def cmd_prune_stages(args) -> int:
         plan = plan.with_changes(criterion="combined")
     model = _load(args.model).path
     cfg = StagedConfig(model=model, dataset=args.dataset, out=args.out, plan=plan,
-                       stages=tuple(args.stages or GROUPS), iterations_per_stage=args.iterations_per_stage,
+                       stages=tuple(args.stages or STAGE_ORDER), iterations_per_stage=args.iterations_per_stage,
                        calib_images=args.calib_images, finetune=_finetune_config(args, model="", teacher=""),
                        eval_images=args.eval_images, evaluate_before_after=not args.no_eval, device=args.device)
     res = prune_in_stages(cfg, progress=ConsoleProgress("prune-stages"))
@@ -455,7 +455,7 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--criterion", help="ranks each stage's channels on the model so far (default: the plan's, "
                                         "or combined with --ratio)")
     ps.add_argument("--stages", nargs="+",
-                    help="groups in the order they are pruned (default: stem layer1 layer2 layer3 transform; "
+                    help="groups in the order they are pruned (default: transform stem layer1 layer2 layer3; "
                          "groups the plan keeps whole are skipped)")
     ps.add_argument("--iterations-per-stage", type=int, default=50)
     ps.add_argument("--calib-images", type=int, default=8, help="train images each stage's ranking sees")
