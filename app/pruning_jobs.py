@@ -180,8 +180,8 @@ class FinetuneOutcome:
 
 
 def finetune_job(model: str, teacher: str, dataset: str, out: str, *, iterations: int, eval_images: int = 0,
-                 checkpoint_every: int = 10, lr: float | None = None, progress: Progress = no_progress, cancel: CancelToken | None = None,
-                 report: Report | None = None) -> FinetuneOutcome:
+                 checkpoint_every: int = 10, lr: float | None = None, progress: Progress = no_progress,
+                 cancel: CancelToken | None = None, report: Report | None = None) -> FinetuneOutcome:
     """Fine-tune the pruned model file `model` with distillation from `teacher` (`os2d-studio finetune`).
 
     The run's checkpoint (`OUT.run/last.pt`, every `checkpoint_every` iterations) survives a cancel and

@@ -50,7 +50,8 @@ from core.train.staged import STAGE_ORDER, StagedConfig, prune_in_stages, stage_
 
 NAME = "seed-table"
 CRITERIA = ("combined", "weight_l1", "bn_gamma", "lcp")
-LABELS = {"combined": "gradient-free combined", "combined_staged": "gradient-free combined, layer-wise stages", "weight_l1": "weight L1", "bn_gamma": "BN γ", "lcp": "gradient LCP"}
+LABELS = {"combined": "gradient-free combined", "combined_staged": "gradient-free combined, layer-wise stages",
+          "weight_l1": "weight L1", "bn_gamma": "BN γ", "lcp": "gradient LCP"}
 SEED = {0.0: (39.95, 0.83), 0.3: (28.05, 0.73), 0.5: (20.52, 0.60)}  # the seed study (ResNet-50, GroZi-3.2k)
 
 
@@ -99,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
                         "`-1 30 --eval-images 0` scores on the images neither checkpoint selection nor a "
                         "30-image table saw")
     p.add_argument("--finetune-iterations", type=int, default=150)
-    p.add_argument("--finetune-lr", type=float, default=5e-5)
+    p.add_argument("--finetune-lr", type=float, default=FinetuneConfig.lr)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--class-batch-size", type=int, default=6)
     p.add_argument("--crop-size", type=int, default=384)
@@ -159,15 +160,16 @@ def main(argv: list[str] | None = None) -> int:
                             "cpu_ms": prof.cpu_latency_min_ms, "cpu_median_ms": prof.cpu_latency_ms})
         return cache.get(key)
 
+    batch = BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size, crop_size=args.crop_size,
+                        train_scale=scale)
+
     def tune(model_path: Path, tag: str) -> Path:
         """The same fine-tune budget for every row (resumes a killed run from its last checkpoint)."""
         ft_path = work / f"{tag}-ft.pt"
         if not ft_path.exists():
             cfg = FinetuneConfig(
                 model=str(model_path), dataset=args.dataset, out=str(ft_path), teacher=str(orig_path),
-                iterations=args.finetune_iterations, lr=args.finetune_lr, evaluate_before_after=False,
-                batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
-                                  crop_size=args.crop_size, train_scale=scale),
+                iterations=args.finetune_iterations, lr=args.finetune_lr, evaluate_before_after=False, batch=batch,
                 device=args.device, threads=args.threads, work_dir=str(work / f"{tag}-ft.run"))
             t0 = time.perf_counter()
             finetune(cfg, progress=ConsoleProgress(f"finetune {tag}"))
@@ -223,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
                     model=str(orig_path), dataset=args.dataset, out=str(out), plan=plan,
                     iterations_per_stage=max(1, args.finetune_iterations // n_stages), calib_images=args.calib_images,
                     finetune=FinetuneConfig(model="", dataset="", out="", lr=args.finetune_lr, threads=args.threads,
-                                            batch=BatchConfig(batch_size=args.batch_size,
-                                                              class_batch_size=args.class_batch_size,
-                                                              crop_size=args.crop_size, train_scale=scale)),
+                                            batch=batch),
                     evaluate_before_after=False, device=args.device), progress=ConsoleProgress(f"stages {tag}"))
                 cache.put(f"ft_seconds/{tag}", time.perf_counter() - t0)
             rows.append({"ratio": ratio, "criterion": "combined_staged", **profile(out),

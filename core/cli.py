@@ -127,6 +127,14 @@ def cmd_eval(args) -> int:
 
 
 # -- train -------------------------------------------------------------------------------------------
+def _not_lead_rank(res) -> bool:
+    """Under torchrun every rank prints its final-weights digest (they must agree); only rank 0 goes on
+    to report, as it alone wrote the model."""
+    if res.world_size > 1:
+        print(f"rank {res.rank}/{res.world_size} weights sha256 {res.weights_sha256}", flush=True)
+    return res.rank != 0
+
+
 def cmd_train(args) -> int:
     from dataclasses import replace
 
@@ -146,10 +154,8 @@ def cmd_train(args) -> int:
         cfg = replace(cfg, teacher=args.teacher)
     res = train(cfg, progress=ConsoleProgress("train"),
                 log=lambda e: print(json.dumps(e), flush=True) if "mAP@0.5" in e else None)
-    if res.world_size > 1:
-        print(f"rank {res.rank}/{res.world_size} weights sha256 {res.weights_sha256}", flush=True)
-        if res.rank != 0:
-            return 0
+    if _not_lead_rank(res):
+        return 0
     print(f"wrote {res.out} after {res.iterations} iterations ({res.seconds / 60:.1f} min), "
           f"best val mAP {res.best_map if res.best_map is None else round(res.best_map, 4)}")
     return 0
@@ -239,7 +245,9 @@ def _finetune_config(args, **fields):
     from core.train.batches import BatchConfig
     from core.train.finetune import FinetuneConfig
 
-    return FinetuneConfig(dataset=args.dataset, out=args.out, lr=args.lr, giou_weight=args.giou_weight,
+    if args.lr is not None:
+        fields["lr"] = args.lr
+    return FinetuneConfig(dataset=args.dataset, out=args.out, giou_weight=args.giou_weight,
                           match_weight=args.match_weight, distill_score_weight=args.distill_score,
                           distill_attention_weight=args.distill_attention,
                           batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
@@ -255,10 +263,8 @@ def cmd_finetune(args) -> int:
     cfg = _finetune_config(args, model=args.model, teacher=args.teacher or "", epochs=args.epochs,
                            iterations=args.iterations)
     res = finetune(cfg, progress=ConsoleProgress("finetune"))
-    if res.train.world_size > 1:
-        print(f"rank {res.train.rank}/{res.train.world_size} weights sha256 {res.train.weights_sha256}", flush=True)
-        if res.train.rank != 0:
-            return 0
+    if _not_lead_rank(res.train):
+        return 0
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"mAP@0.5 before {fmt(res.map_before)} → after {fmt(res.map_after)} (teacher {fmt(res.teacher_map)}); "
           f"{res.train.iterations} iterations in {res.train.seconds / 60:.1f} min; wrote {res.out}")
@@ -320,7 +326,8 @@ def cmd_compare(args) -> int:
 
 
 def _add_finetune_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--lr", type=float, default=None,
+                   help="peak learning rate (default: FinetuneConfig.lr, the one bench/seed_table.py measured best)")
     p.add_argument("--giou-weight", type=float, default=0.5)
     p.add_argument("--match-weight", type=float, default=None,
                    help="aligned-matching loss weight (default: as the model, or its teacher, was trained)")

@@ -74,6 +74,15 @@ def iterations_for(cfg: FinetuneConfig, num_images: int) -> int:
     return max(1, math.ceil(cfg.epochs * num_images / cfg.batch.batch_size))
 
 
+def split_map(model, val_ds, device, scale: float, max_images: int, cancel: CancelToken) -> float | None:
+    """mAP@0.5 of `model` on the val split at the model's scale (None without a split): the before /
+    after measurement of the fine-tuning jobs."""
+    if val_ds is None:
+        return None
+    return evaluate(Detector(model, device, target_size=scale), val_ds, split="val",
+                    config=EvalConfig(max_images=max_images), cancel=cancel).map
+
+
 def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: CancelToken | None = None,
              log: Callable[[dict], None] | None = None) -> FinetuneResult:
     cancel = cancel or CancelToken()
@@ -84,13 +93,9 @@ def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: C
     device = pick_device(cfg.device)
     loaded = load_model(cfg.model)
     scale = float(loaded.meta.get("eval_scale") or train_ds.eval_scale)
-    eval_cfg = EvalConfig(max_images=cfg.eval_images)
 
     def val_map(model) -> float | None:
-        if val_ds is None:
-            return None
-        return evaluate(Detector(model, device, target_size=scale), val_ds, split="val", config=eval_cfg,
-                        cancel=cancel).map
+        return split_map(model, val_ds, device, scale, cfg.eval_images, cancel)
 
     teacher = load_model(cfg.teacher) if cfg.teacher else None
     before = val_map(loaded.model)

@@ -1,6 +1,6 @@
 """Layer-wise prune → fine-tune stages, as LCP (and DCP before it) prune a detector: one stage at a
-time (the head, then the trunk shallow to deep), each cut ranked on the model the previous stages left and followed by
-a short fine-tune with distillation from the unpruned original.
+time (the head, then the trunk shallow to deep), each cut ranked on the model the previous stages left
+and followed by a short fine-tune with distillation from the unpruned original.
 
 Why: ranking a deep stage on a model whose shallow stages were already cut and recovered sees the
 features that model really computes, and each fine-tune has only one stage's damage to repair. The
@@ -16,8 +16,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.data.grozi import open_dataset
-from core.detect import Detector, pick_device
-from core.eval.evaluate import EvalConfig, evaluate
+from core.detect import pick_device
 from core.importance.calibration import build_calibration
 from core.importance.result import compute_importance
 from core.jobs import CancelToken, Progress, no_progress
@@ -25,7 +24,7 @@ from core.model.checkpoint import CheckpointError, load_model, save_model
 from core.prune.job import prune, save_pruned
 from core.prune.plan import GROUPS, PlanError, PruningPlan
 from core.prune.units import find_units
-from core.train.finetune import FinetuneConfig, finetune
+from core.train.finetune import FinetuneConfig, finetune, split_map
 
 
 # The transformation net first, then the trunk shallow to deep. Its cut costs the most (on the default
@@ -104,8 +103,9 @@ def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
     def val_map(path: str) -> float | None:
         if val_ds is None:
             return None
-        return evaluate(Detector(load_model(path).model, device, target_size=scale or val_ds.eval_scale), val_ds,
-                        split="val", config=EvalConfig(max_images=cfg.eval_images), cancel=cancel).map
+        return split_map(load_model(path).model, val_ds, device, scale or val_ds.eval_scale, cfg.eval_images, cancel)
+
+    calib = None  # the same images rank every stage: built once, when a stage first needs it
 
     n = len(plans)
     # progress: per stage, importance (1 step) + fine-tune (its iterations)
@@ -126,8 +126,9 @@ def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
                 progress(base, n * per_stage, f"stage {tag} ({k + 1}/{n}): ranking channels")
                 loaded = load_model(current)
                 model = loaded.model.to(device).eval()
-                calib = build_calibration(train_ds, cfg.calib_images, scale, 0,
-                                          class_image_size=model.config.class_image_size, cancel=cancel)
+                if calib is None:
+                    calib = build_calibration(train_ds, cfg.calib_images, scale, 0,
+                                              class_image_size=model.config.class_image_size, cancel=cancel)
                 importance = compute_importance(model, calib, [plan.criterion], model_path=str(current),
                                                 cancel=cancel)
                 res = prune(model.cpu(), plan, importance, cancel=cancel)
