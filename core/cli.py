@@ -144,7 +144,7 @@ def cmd_train(args) -> int:
 
     batch = BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size, crop_size=args.crop_size,
                         train_scale=args.train_scale)
-    cfg = TrainConfig(dataset=args.dataset, out=args.out, work_dir=args.work_dir or "", backbone=args.backbone,
+    cfg = TrainConfig(dataset=args.dataset, extra_train=tuple(args.extra_train), out=args.out, work_dir=args.work_dir or "", backbone=args.backbone,
                       init=args.init or "", init_trunk=args.init_trunk or "", iterations=args.iterations, lr=args.lr,
                       optimizer=args.optimizer, batch=batch, eval_every=args.eval_every, eval_images=args.eval_images,
                       checkpoint_every=args.checkpoint_every, seed=args.seed, device=args.device, threads=args.threads,
@@ -393,6 +393,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train an OS2D model (resumes from its work folder)")
     t.add_argument("--dataset", required=True)
+    t.add_argument("--extra-train", nargs="+", default=[], metavar="DATASET",
+                   help="more datasets (folders or grozi:PATH, all their splits) to train on; --dataset's val "
+                        "split stays the held-out evaluation and must share no class image with them")
     t.add_argument("--out", required=True)
     t.add_argument("--work-dir")
     t.add_argument("--backbone", default="resnet18")

@@ -37,9 +37,12 @@ class Batch:
     difficult: list[torch.Tensor]  # per image [N] bool
 
 
+CACHE_BYTES = 3 << 30  # decoded scene images kept in memory; decoding one again costs a few ms
+
+
 class BatchSampler:
     def __init__(self, dataset, cfg: BatchConfig, *, class_image_size: int = 240, seed: int = 0, rank: int = 0,
-                 cache_images: bool = True) -> None:
+                 cache_images: bool = True, cache_bytes: int = CACHE_BYTES) -> None:
         self.ds = dataset
         self.cfg = cfg
         self.class_image_size = class_image_size
@@ -51,6 +54,7 @@ class BatchSampler:
             raise ValueError(f"{dataset.name}: no annotated images to train on")
         self.class_pool = sorted(dataset.classes)
         self._cache: dict = {} if cache_images else None  # decoded images at the training scale
+        self._cache_room = cache_bytes  # past it images are decoded each time (several datasets would not fit)
         self._class_cache: dict[int, np.ndarray] = {}
 
     # -- loading -----------------------------------------------------------------------------------
@@ -62,8 +66,9 @@ class BatchSampler:
         hw = size_preserving_aspect(img.shape[0], img.shape[1], self.scale * self.cfg.scale_jitter[1])
         if hw[0] < img.shape[0]:
             img = resize_rgb(img, hw).permute(1, 2, 0).byte().numpy()
-        if self._cache is not None:
+        if self._cache is not None and img.nbytes <= self._cache_room:
             self._cache[k] = img
+            self._cache_room -= img.nbytes
         return img
 
     def _class_image(self, cid: int) -> np.ndarray:

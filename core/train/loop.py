@@ -21,6 +21,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from core.data.combine import check_disjoint_classes, concat_datasets
 from core.data.grozi import open_dataset
 from core.detect import Detector, pick_device
 from core.eval.evaluate import EvalConfig, evaluate
@@ -41,6 +42,7 @@ class TrainConfig:
     work_dir: str = ""  # default: <out without suffix>.run/
     split: str = "train"
     val_split: str = "val"
+    extra_train: tuple[str, ...] = ()  # more datasets (all their splits) added to the training data, never to val
     backbone: str = "resnet18"
     init: str = ""  # an OS2D model (ours or official) to start from
     init_trunk: str = ""  # a torchvision ImageNet ResNet state dict for the trunk
@@ -75,6 +77,7 @@ class TrainConfig:
         d = dict(d)
         d["batch"] = BatchConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.get("batch", {}).items()})
         d["loss"] = LossConfig(**d.get("loss", {}))
+        d["extra_train"] = tuple(d.get("extra_train", ()))
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
 
 
@@ -187,7 +190,11 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
             raise CheckpointError(out, "refusing to overwrite an input model; choose another output path")
     work = work_dir_for(cfg)
     train_ds = open_dataset(cfg.dataset, cfg.split)
+    if cfg.extra_train:
+        train_ds = concat_datasets([train_ds, *(open_dataset(spec) for spec in cfg.extra_train)])
     val_ds = open_dataset(cfg.dataset, cfg.val_split) if cfg.val_split and cfg.eval_every > 0 else None
+    if val_ds is not None:
+        check_disjoint_classes(train_ds, val_ds)
     torch.manual_seed(cfg.seed)
     model, meta = _initial_model(cfg, train_ds.eval_scale)
     meta.setdefault("eval_scale", float(cfg.batch.train_scale or train_ds.eval_scale))
@@ -204,7 +211,9 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
     last = work / "last.pt"
     if cfg.resume and last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=True)
-        if ck.get("config", {}).get("dataset") != cfg.to_json()["dataset"]:
+        ck_cfg = ck.get("config", {})
+        mine = cfg.to_json()
+        if (ck_cfg.get("dataset"), list(ck_cfg.get("extra_train", []))) != (mine["dataset"], list(mine["extra_train"])):
             raise CheckpointError(last, "belongs to a run on another dataset; use another work folder")
         model_state = build_and_load(ModelConfig.from_json(ck["model_config"]), ck["model"], last)
         model = model_state.to(device)

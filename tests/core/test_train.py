@@ -225,3 +225,32 @@ def test_finetune_keeps_the_loss_the_model_was_trained_with(tiny_synth, tmp_path
     assert any("match" in h for h in history)
     loss, history = tune(tmp_path / "ft0.pt", match_weight=0.0)
     assert loss["match_weight"] == 0.0 and not any("match" in h for h in history)
+
+
+def test_extra_training_data_widens_the_class_pool_but_never_the_held_out_split(tiny_synth, tmp_path):
+    from core.data.grozi import DatasetError
+
+    extra = tmp_path / "extra"
+    generate(extra, SynthConfig(num_train_classes=3, num_val_classes=1, num_train_images=3, num_val_images=1,
+                                image_size=(320, 240), eval_scale=240, demo_video=False, seed=5))
+    res = train(_cfg(tiny_synth, tmp_path / "x.pt", iterations=2, extra_train=(str(extra),)))
+    assert res.iterations == 2
+    cfg = load_model(tmp_path / "x.pt").meta["training"]["config"]
+    assert list(cfg["extra_train"]) == [str(extra)]
+    with pytest.raises(Exception, match="another dataset"):  # its work folder belongs to this data mix
+        train(_cfg(tiny_synth, tmp_path / "x.pt", iterations=3))
+    with pytest.raises(DatasetError, match="held-out classes"):  # the benchmark itself holds its val classes
+        train(_cfg(tiny_synth, tmp_path / "y.pt", iterations=2, eval_every=1, extra_train=(str(tiny_synth),)))
+
+
+def test_image_cache_stops_at_its_byte_budget_without_changing_batches(tiny_synth):
+    from core.data.grozi import open_dataset
+    from core.train.batches import BatchSampler
+
+    ds = open_dataset(tiny_synth, "train")
+    cfg = BatchConfig(batch_size=2, class_batch_size=2, crop_size=160, train_scale=240)
+    full, capped = BatchSampler(ds, cfg), BatchSampler(ds, cfg, cache_bytes=0)
+    for it in range(3):
+        a, b = full.batch(it), capped.batch(it)
+        assert torch.equal(a.images, b.images) and a.class_ids == b.class_ids
+    assert full._cache and not capped._cache
