@@ -62,6 +62,15 @@ class Cache:
         self.path = work / "results.json"
         self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
 
+    def bind(self, model_sha256: str) -> None:
+        """Cached steps belong to one original model: a changed file must not reuse them silently."""
+        known = self.data.get("model_sha256")
+        if known and known != model_sha256:
+            raise SystemExit(f"{self.path}: these cached results belong to another model (sha256 {known[:12]}…, "
+                             f"now {model_sha256[:12]}…); pass another --work folder")
+        if not known:
+            self.put("model_sha256", model_sha256)
+
     def get(self, key: str):
         return self.data.get(key)
 
@@ -70,19 +79,19 @@ class Cache:
         atomic_write_text(self.path, json.dumps(self.data, indent=1))
 
 
-def original_model(spec: str, work: Path) -> tuple[Path, float | None, int]:
-    """A model file, its eval scale and how many val images its training selected the checkpoint on;
-    `random:<backbone>` saves a seeded untrained model first (smoke runs)."""
+def original_model(spec: str, work: Path) -> tuple[Path, float | None, int, str]:
+    """A model file, its eval scale, how many val images its training selected the checkpoint on and
+    its sha256; `random:<backbone>` saves a seeded untrained model first (smoke runs)."""
     if spec.startswith("random:"):
         path = work / "original.pt"
         if not path.exists():
             torch.manual_seed(0)
             save_model(OS2DModel(ModelConfig(spec.split(":", 1)[1])), path)
-        return path, None, 0
+        return path, None, 0, load_model(path).sha256
     loaded = load_model(spec)
     history = (loaded.meta.get("metrics") or {}).get("val_map_history") or []
     selected_on = max((int(h.get("images", 0)) for h in history if isinstance(h, dict)), default=0)
-    return Path(loaded.path), loaded.meta.get("eval_scale"), selected_on
+    return Path(loaded.path), loaded.meta.get("eval_scale"), selected_on, loaded.sha256
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -126,7 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     cache = Cache(work)
     device = pick_device(args.device)
-    orig_path, model_scale, selected_on = original_model(args.model, work)
+    orig_path, model_scale, selected_on, model_sha = original_model(args.model, work)
+    cache.bind(model_sha)
     args.eval_exclude = [selected_on if n < 0 else n for n in args.eval_exclude]
     args.eval_exclude = [n for n in args.eval_exclude if n > 0]
     original = load_model(orig_path).model.to(device).eval()
@@ -233,7 +243,8 @@ def main(argv: list[str] | None = None) -> int:
                          "ft_seconds": cache.get(f"ft_seconds/{tag}"), "stages": n_stages, "order": order})
 
     rows.sort(key=lambda r: r["ratio"])  # a staged row beside its ratio's one-shot rows
-    section = markdown(rows, timings, base_map, base_ms, args, scale, latency_input, str(orig_path), selected_on)
+    section = markdown(rows, timings, base_map, base_ms, args, scale, latency_input, str(orig_path), model_sha,
+                       selected_on)
     write_section(args.out, args.section, section)
     if args.plot:
         plot(rows, args.plot)
@@ -256,14 +267,14 @@ def _images(args, selected_on: int) -> str:
     return text
 
 
-def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model_path, selected_on) -> str:
+def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model_path, model_sha, selected_on) -> str:
     start, end = markers(args.section)
     cost = {c: timings[c].seconds if c in timings else None for c in CRITERIA}
     if "statistics" in timings:  # the statistics pass is what the gradient-free criterion costs
         cost["combined"] = (cost["combined"] or 0.0) + timings["statistics"].seconds
     which = "" if args.section == NAME else f", section `{args.section}`"
     lines = [start, f"## Seed-study table on the default model (`bench/seed_table.py`{which})", "",
-             f"Model `{model_path}`, benchmark `{args.dataset}` (held-out classes, {_images(args, selected_on)}, eval scale {scale:g}); calibration {args.calib_images} train images; every pruned model "
+             f"Model `{model_path}` (sha256 {model_sha[:12]}…), benchmark `{args.dataset}` (held-out classes, {_images(args, selected_on)}, eval scale {scale:g}); calibration {args.calib_images} train images; every pruned model "
              f"(and, as a control, the original: the 0 % row's fine-tuned mAP) fine-tuned {args.finetune_iterations} iterations (batch {args.batch_size}×{args.class_batch_size} "
              f"classes, lr {args.finetune_lr:g}, the loss the original was trained with + GIoU + score and attention distillation from the "
              f"original). Latency: the BN-folded channels-last copy detection runs, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} "

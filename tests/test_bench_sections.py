@@ -50,3 +50,14 @@ def test_recorded_command_reruns_as_given():
     line = command_line("seed_table.py", argv)
     assert shlex.split(line)[3:] == argv
     assert command_line("video.py", []) == "PYTHONPATH=. .venv/bin/python bench/video.py"
+
+
+def test_seed_table_cache_refuses_results_of_another_model(tmp_path):
+    from bench.seed_table import Cache
+
+    cache = Cache(tmp_path)
+    cache.bind("a" * 64)
+    cache.put("map/r00-original", 0.4)
+    Cache(tmp_path).bind("a" * 64)  # the same model reuses its steps
+    with pytest.raises(SystemExit, match="another model"):
+        Cache(tmp_path).bind("b" * 64)
