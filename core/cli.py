@@ -112,7 +112,7 @@ def cmd_eval(args) -> int:
 
     loaded = _load(args.model)
     ds = open_dataset(args.dataset, args.split)
-    det = Detector(loaded.model, args.device, target_size=_target_size(args, loaded))
+    det = Detector(loaded.model, args.device, target_size=args.target_size or loaded.meta.get("eval_scale"))
     cfg = EvalConfig(scales=tuple(args.scales), target_size=args.target_size or 0.0, max_images=args.max_images,
                      exclude_spread=tuple(args.exclude_spread))
     rep = evaluate(det, ds, split=args.split, config=cfg, progress=ConsoleProgress("eval"))

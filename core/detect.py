@@ -79,6 +79,8 @@ class Detector:
         self.net = inference_model(self.model, self.device) if optimize else self.model
         self.memory_format = torch.channels_last if optimize else torch.contiguous_format
         self.target_size = float(target_size or DEFAULT_TARGET_SIZE)
+        # the scale the caller chose (a model's own eval scale); evaluation keeps it over the dataset's
+        self.chosen_target_size = float(target_size) if target_size else None
 
     @torch.inference_mode()
     def prepare_classes(self, class_images: Sequence[np.ndarray | str | os.PathLike],

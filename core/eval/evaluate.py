@@ -17,7 +17,7 @@ from core.jobs import CancelToken, Progress, no_progress
 @dataclass(frozen=True)
 class EvalConfig:
     scales: tuple[float, ...] = (1.0,)  # pyramid scales of the eval size; OS2D's multiscale: EVAL_PYRAMID_SCALES
-    target_size: float = 0.0  # 0: the dataset's eval scale
+    target_size: float = 0.0  # 0: the detector's chosen scale (a model's own), else the dataset's eval scale
     max_images: int = 0  # 0: all images of the split
     # leave out, in turn, the images an evenly spread `max_images` subset of each size picks: those a
     # training run selected its checkpoint on (`train --eval-images`), then those a benchmark tuned a
@@ -76,7 +76,9 @@ def evaluate(detector: Detector, dataset, *, split: str = "", config: EvalConfig
         class_ids = sorted(dataset.classes)
     bank = detector.prepare_classes([dataset.classes[c] for c in class_ids], class_ids=class_ids,
                                     names=[str(c) for c in class_ids])
-    size = config.target_size or dataset.eval_scale
+    # A model trained at its own scale (ours store it) is judged there: its fixed-size default boxes
+    # only fit objects of the size it learned. Models without one use the dataset's scale, as OS2D does.
+    size = config.target_size or getattr(detector, "chosen_target_size", None) or dataset.eval_scale
     dets: list[ImageDetections] = []
     gts: list[ImageGroundTruth] = []
     for i, im in enumerate(images):

@@ -16,14 +16,17 @@ class RecordingDetector:
 
     device = "cpu"
 
-    def __init__(self):
+    def __init__(self, chosen_target_size=None):
         self.seen = []
+        self.sizes = []
+        self.chosen_target_size = chosen_target_size
 
     def prepare_classes(self, images, class_ids=None, names=None):
         return ClassBank(features=None, class_ids=list(class_ids or []), names=list(names or []))
 
     def detect(self, img, bank, **kw):
         self.seen.append(img.shape)
+        self.sizes.append(kw.get("target_size"))
         return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64),
                           image_size=(img.shape[1], img.shape[0]))
 
@@ -52,3 +55,12 @@ def test_exclusions_apply_in_turn():
     assert len(first) == 70 and len(second) == 30 and len(both) == 40
     assert set(both) == set(first) - set(second)
     assert select_images(images, EvalConfig(exclude_spread=(30,), max_images=30)) == second
+
+
+def test_a_model_is_evaluated_at_its_own_scale_unless_told_otherwise():
+    """A model trained at 1100 judged at a dataset's 720 loses most of its anchors (the bug this pins)."""
+    ds = open_dataset(TINY)
+    for chosen, config_size, expected in ((1100.0, 0.0, 1100.0), (1100.0, 500.0, 500.0), (None, 0.0, ds.eval_scale)):
+        det = RecordingDetector(chosen)
+        report = evaluate(det, ds, config=EvalConfig(target_size=config_size))
+        assert set(det.sizes) == {expected} and report.config["target_size"] == expected
