@@ -78,9 +78,9 @@ class Detector:
         self.model = model.to(self.device).eval()
         self.net = inference_model(self.model, self.device) if optimize else self.model
         self.memory_format = torch.channels_last if optimize else torch.contiguous_format
-        self.target_size = float(target_size or DEFAULT_TARGET_SIZE)
-        # the scale the caller chose (a model's own eval scale); evaluation keeps it over the dataset's
-        self.chosen_target_size = float(target_size) if target_size else None
+        # the scale the caller chose (a model's own eval scale), None for OS2D's default; evaluation keeps
+        # a chosen one over the dataset's
+        self.target_size = float(target_size) if target_size else None
 
     @torch.inference_mode()
     def prepare_classes(self, class_images: Sequence[np.ndarray | str | os.PathLike],
@@ -114,7 +114,7 @@ class Detector:
         img = load_image(target) if not isinstance(target, np.ndarray) else target
         bank = classes if isinstance(classes, ClassBank) else self.prepare_classes(classes)
         levels = []
-        for lvl in pyramid(img, target_size or self.target_size, scales):
+        for lvl in pyramid(img, target_size or self.target_size or DEFAULT_TARGET_SIZE, scales):
             x = lvl.tensor.unsqueeze(0).to(self.device).contiguous(memory_format=self.memory_format)
             out = self.net(x, class_feats=bank.features)
             levels.append(box_coder.PyramidLevel(

@@ -78,7 +78,7 @@ def evaluate(detector: Detector, dataset, *, split: str = "", config: EvalConfig
                                     names=[str(c) for c in class_ids])
     # A model trained at its own scale (ours store it) is judged there: its fixed-size default boxes
     # only fit objects of the size it learned. Models without one use the dataset's scale, as OS2D does.
-    size = config.target_size or getattr(detector, "chosen_target_size", None) or dataset.eval_scale
+    size = config.target_size or detector.target_size or dataset.eval_scale
     dets: list[ImageDetections] = []
     gts: list[ImageGroundTruth] = []
     for i, im in enumerate(images):

@@ -16,10 +16,10 @@ class RecordingDetector:
 
     device = "cpu"
 
-    def __init__(self, chosen_target_size=None):
+    def __init__(self, target_size=None):
         self.seen = []
         self.sizes = []
-        self.chosen_target_size = chosen_target_size
+        self.target_size = target_size
 
     def prepare_classes(self, images, class_ids=None, names=None):
         return ClassBank(features=None, class_ids=list(class_ids or []), names=list(names or []))
