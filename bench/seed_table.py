@@ -62,14 +62,16 @@ class Cache:
         self.path = work / "results.json"
         self.data = json.loads(self.path.read_text()) if self.path.exists() else {}
 
-    def bind(self, model_sha256: str) -> None:
-        """Cached steps belong to one original model: a changed file must not reuse them silently."""
-        known = self.data.get("model_sha256")
-        if known and known != model_sha256:
-            raise SystemExit(f"{self.path}: these cached results belong to another model (sha256 {known[:12]}…, "
-                             f"now {model_sha256[:12]}…); pass another --work folder")
-        if not known:
-            self.put("model_sha256", model_sha256)
+    def bind(self, key: str, value, what: str) -> None:
+        """Cached steps belong to one original model and one fine-tune budget: a changed file or budget
+        must not reuse them silently (a fine-tuned model's file name does not say its budget)."""
+        known = self.data.get(key)
+        if known is not None and known != value:
+            shown = (lambda v: f"{v[:12]}…") if isinstance(value, str) else (lambda v: json.dumps(v, sort_keys=True))
+            raise SystemExit(f"{self.path}: these cached results belong to another {what} ({shown(known)}, "
+                             f"now {shown(value)}); pass another --work folder")
+        if known is None:
+            self.put(key, value)
 
     def get(self, key: str):
         return self.data.get(key)
@@ -136,7 +138,9 @@ def main(argv: list[str] | None = None) -> int:
     cache = Cache(work)
     device = pick_device(args.device)
     orig_path, model_scale, selected_on, model_sha = original_model(args.model, work)
-    cache.bind(model_sha)
+    cache.bind("model_sha256", model_sha, "model")
+    cache.bind("finetune", {"iterations": args.finetune_iterations, "lr": args.finetune_lr,
+                            "batch": [args.batch_size, args.class_batch_size, args.crop_size]}, "fine-tune budget")
     args.eval_exclude = [selected_on if n < 0 else n for n in args.eval_exclude]
     args.eval_exclude = [n for n in args.eval_exclude if n > 0]
     original = load_model(orig_path).model.to(device).eval()

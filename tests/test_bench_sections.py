@@ -52,12 +52,16 @@ def test_recorded_command_reruns_as_given():
     assert command_line("video.py", []) == "PYTHONPATH=. .venv/bin/python bench/video.py"
 
 
-def test_seed_table_cache_refuses_results_of_another_model(tmp_path):
+def test_seed_table_cache_refuses_results_of_another_model_or_budget(tmp_path):
     from bench.seed_table import Cache
 
     cache = Cache(tmp_path)
-    cache.bind("a" * 64)
+    cache.bind("model_sha256", "a" * 64, "model")
+    cache.bind("finetune", {"iterations": 100, "lr": 5e-5}, "fine-tune budget")
     cache.put("map/r00-original", 0.4)
-    Cache(tmp_path).bind("a" * 64)  # the same model reuses its steps
+    Cache(tmp_path).bind("model_sha256", "a" * 64, "model")  # the same model reuses its steps
+    Cache(tmp_path).bind("finetune", {"iterations": 100, "lr": 5e-5}, "fine-tune budget")
     with pytest.raises(SystemExit, match="another model"):
-        Cache(tmp_path).bind("b" * 64)
+        Cache(tmp_path).bind("model_sha256", "b" * 64, "model")
+    with pytest.raises(SystemExit, match="another fine-tune budget.*500"):
+        Cache(tmp_path).bind("finetune", {"iterations": 500, "lr": 5e-5}, "fine-tune budget")

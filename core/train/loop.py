@@ -22,7 +22,7 @@ import torch.distributed as dist
 from torch import nn
 
 from core.data.combine import check_disjoint_classes, concat_datasets
-from core.data.grozi import open_dataset
+from core.data.grozi import DatasetError, OS2DDataset, open_dataset
 from core.detect import Detector, pick_device
 from core.eval.evaluate import EvalConfig, evaluate
 from core.jobs import CancelToken, Cancelled, Progress, no_progress
@@ -183,6 +183,19 @@ def train(cfg: TrainConfig, *, progress: Progress = no_progress, cancel: CancelT
             dist.destroy_process_group()
 
 
+def _held_out(cfg: TrainConfig) -> OS2DDataset | None:
+    """The val split, also when training never evaluates on it: its classes must stay unseen either way.
+    Without evaluation a dataset may lack the split, and then there is nothing to guard."""
+    if not cfg.val_split:
+        return None
+    if cfg.eval_every > 0:
+        return open_dataset(cfg.dataset, cfg.val_split)
+    try:
+        return open_dataset(cfg.dataset, cfg.val_split)
+    except DatasetError:
+        return None
+
+
 def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
     out = Path(cfg.out)
     for p in (cfg.init, cfg.teacher):
@@ -192,9 +205,10 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
     train_ds = open_dataset(cfg.dataset, cfg.split)
     if cfg.extra_train:
         train_ds = concat_datasets([train_ds, *(open_dataset(spec) for spec in cfg.extra_train)])
-    val_ds = open_dataset(cfg.dataset, cfg.val_split) if cfg.val_split and cfg.eval_every > 0 else None
-    if val_ds is not None:
-        check_disjoint_classes(train_ds, val_ds)
+    held_out = _held_out(cfg)
+    if held_out is not None:
+        check_disjoint_classes(train_ds, held_out)
+    val_ds = held_out if cfg.eval_every > 0 else None
     torch.manual_seed(cfg.seed)
     model, meta = _initial_model(cfg, train_ds.eval_scale)
     meta.setdefault("eval_scale", float(cfg.batch.train_scale or train_ds.eval_scale))

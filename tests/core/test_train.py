@@ -241,6 +241,10 @@ def test_extra_training_data_widens_the_class_pool_but_never_the_held_out_split(
         train(_cfg(tiny_synth, tmp_path / "x.pt", iterations=3))
     with pytest.raises(DatasetError, match="held-out classes"):  # the benchmark itself holds its val classes
         train(_cfg(tiny_synth, tmp_path / "y.pt", iterations=2, eval_every=1, extra_train=(str(tiny_synth),)))
+    with pytest.raises(DatasetError, match="held-out classes"):  # also when the run never evaluates
+        train(_cfg(tiny_synth, tmp_path / "y.pt", iterations=2, eval_every=0, extra_train=(str(tiny_synth),)))
+    # without evaluation a dataset need not have the val split at all
+    assert train(_cfg(extra, tmp_path / "z.pt", iterations=1, eval_every=0, val_split="test")).iterations == 1
 
 
 def test_image_cache_stops_at_its_byte_budget_without_changing_batches(tiny_synth):
