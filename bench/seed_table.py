@@ -167,7 +167,8 @@ def main(argv: list[str] | None = None) -> int:
         showing noise as a difference."""
         model = load_model(path).model
         shapes = ";".join(f"{k}:{tuple(v.shape)}" for k, v in model.state_dict().items())
-        key = f"profile/{hashlib.sha256(shapes.encode()).hexdigest()[:16]}@inference-min"
+        # the thread count is part of what was measured: the header states this run's
+        key = f"profile/{hashlib.sha256(shapes.encode()).hexdigest()[:16]}@inference-min-t{torch.get_num_threads()}"
         if cache.get(key) is None:
             prof = profile_model(model, input_size=latency_input, repeats=args.latency_repeats, device="cpu")
             cache.put(key, {"parameters": prof.parameters, "size_mb": prof.size_mb, "gmacs": prof.macs / 1e9,
@@ -277,9 +278,10 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
     if "statistics" in timings:  # the statistics pass is what the gradient-free criterion costs
         cost["combined"] = (cost["combined"] or 0.0) + timings["statistics"].seconds
     which = "" if args.section == NAME else f", section `{args.section}`"
+    control = "(and, as a control, the original: the 0 % row's fine-tuned mAP) " if args.control else ""
     lines = [start, f"## Seed-study table on the default model (`bench/seed_table.py`{which})", "",
              f"Model `{model_path}` (sha256 {model_sha[:12]}…), benchmark `{args.dataset}` (held-out classes, {_images(args, selected_on)}, eval scale {scale:g}); calibration {args.calib_images} train images; every pruned model "
-             f"(and, as a control, the original: the 0 % row's fine-tuned mAP) fine-tuned {args.finetune_iterations} iterations (batch {args.batch_size}×{args.class_batch_size} "
+             f"{control}fine-tuned {args.finetune_iterations} iterations (batch {args.batch_size}×{args.class_batch_size} "
              f"classes, lr {args.finetune_lr:g}, the loss the original was trained with + GIoU + score and attention distillation from the "
              f"original). Latency: the BN-folded channels-last copy detection runs, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} "
              f"threads), one {latency_input[0]}×{latency_input[1]} image and one class, fastest of "
@@ -341,7 +343,7 @@ def plot(rows, path: str) -> None:
     w = make_plot("mAP@0.5 vs model size (seed-study table)", "size (MB, fp32)", "mAP@0.5", title_size="11pt")
     w.resize(900, 560)
     w.setYRange(0.0, 1.0, padding=0.02)
-    w.addLegend(offset=(-10, 10))  # top right: the data sit below 0.5
+    w.addLegend(offset=(-10, -10))  # bottom right: the small pruned models sit left, the original top right
     colours = {"": (40, 40, 40), "combined": (214, 39, 40), "weight_l1": (31, 119, 180), "bn_gamma": (44, 160, 44),
                "lcp": (148, 103, 189), "combined_staged": (255, 127, 14)}
     for crit, colour in colours.items():
