@@ -65,9 +65,11 @@ class Cache:
     def bind(self, key: str, value, what: str) -> None:
         """Cached steps belong to one original model and one fine-tune budget: a changed file or budget
         must not reuse them silently (a fine-tuned model's file name does not say its budget)."""
+        def shown(v) -> str:  # a sha shortened, a budget as JSON
+            return f"{v[:12]}…" if isinstance(v, str) else json.dumps(v, sort_keys=True)
+
         known = self.data.get(key)
         if known is not None and known != value:
-            shown = (lambda v: f"{v[:12]}…") if isinstance(value, str) else (lambda v: json.dumps(v, sort_keys=True))
             raise SystemExit(f"{self.path}: these cached results belong to another {what} ({shown(known)}, "
                              f"now {shown(value)}); pass another --work folder")
         if known is None:

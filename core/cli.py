@@ -30,10 +30,15 @@ def _load(arg: str | None):
     return load_model(_model_path(arg))
 
 
+def _chosen_size(args, loaded) -> float | None:
+    """--target-size, else the model's own eval scale; None when neither says (official models)."""
+    return args.target_size or loaded.meta.get("eval_scale")
+
+
 def _target_size(args, loaded) -> float:
     from core.detect import DEFAULT_TARGET_SIZE
 
-    return float(args.target_size or loaded.meta.get("eval_scale") or DEFAULT_TARGET_SIZE)
+    return float(_chosen_size(args, loaded) or DEFAULT_TARGET_SIZE)
 
 
 # -- detect ------------------------------------------------------------------------------------------
@@ -112,7 +117,7 @@ def cmd_eval(args) -> int:
 
     loaded = _load(args.model)
     ds = open_dataset(args.dataset, args.split)
-    det = Detector(loaded.model, args.device, target_size=args.target_size or loaded.meta.get("eval_scale"))
+    det = Detector(loaded.model, args.device, target_size=_chosen_size(args, loaded))
     cfg = EvalConfig(scales=tuple(args.scales), target_size=args.target_size or 0.0, max_images=args.max_images,
                      exclude_spread=tuple(args.exclude_spread))
     rep = evaluate(det, ds, split=args.split, config=cfg, progress=ConsoleProgress("eval"))
@@ -171,7 +176,7 @@ def cmd_importance(args) -> int:
     loaded = _load(args.model)
     names = list(CRITERIA) if args.criterion == ["all"] else args.criterion
     ds = open_dataset(args.dataset, args.split)
-    calib = build_calibration(ds, args.images, args.target_size or loaded.meta.get("eval_scale") or ds.eval_scale,
+    calib = build_calibration(ds, args.images, _chosen_size(args, loaded) or ds.eval_scale,
                               seed=args.seed, progress=ConsoleProgress("calibration"))
     res = compute_importance(loaded.model, calib, names, model_path=loaded.path,
                              progress=ConsoleProgress("importance"))

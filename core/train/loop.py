@@ -188,11 +188,11 @@ def _held_out(cfg: TrainConfig) -> OS2DDataset | None:
     Without evaluation a dataset may lack the split, and then there is nothing to guard."""
     if not cfg.val_split:
         return None
-    if cfg.eval_every > 0:
-        return open_dataset(cfg.dataset, cfg.val_split)
     try:
         return open_dataset(cfg.dataset, cfg.val_split)
     except DatasetError:
+        if cfg.eval_every > 0:
+            raise
         return None
 
 
