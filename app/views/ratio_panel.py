@@ -96,9 +96,9 @@ class RatioPanel(QWidget):
 
         # -- options
         self.criterion = QComboBox()
-        self.criterion.setToolTip("Which importance ranks the channels of each unit (the lowest are removed). On the "
-                                  "default model, combined keeps the most mAP as cut; weight_l1 recovers fastest "
-                                  "when fine-tuned (bench/RESULTS.md, seed table)")
+        self.criterion.setToolTip("<p>Which importance ranks the channels of each unit (the lowest are removed). "
+                                  "On the default model, combined keeps the most mAP as cut; weight_l1 recovers "
+                                  "fastest when fine-tuned (bench/RESULTS.md, seed table).</p>")  # rich text wraps
         self.min_channels = QSpinBox()
         self.min_channels.setRange(1, 4096)
         self.min_channels.setToolTip("Every unit keeps at least this many channels")
