@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -29,6 +30,9 @@ FORMAT_VERSION = 1
 TRUNK = "net_feature_maps."
 CLASS_TRUNK = "net_label_features.net_class_features."
 REGRESSOR = "os2d_head_creator.aligner.parameter_regressor."
+
+
+DAMAGED = "damaged: content does not match its checksum"
 
 
 class CheckpointError(InputError):
@@ -69,27 +73,116 @@ def _numpy_safe_globals() -> list:
     return allowed
 
 
+_SNIFF = 4096  # bytes read to tell what a file is
+_ZIP_MAGIC = b"PK\x03\x04"
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # torch's legacy header
+_KINDS = (  # (offset, magic bytes, what the file looks like)
+    (0, b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"GIF87a", "a GIF image"),
+    (0, b"GIF89a", "a GIF image"),
+    (0, b"%PDF", "a PDF document"),
+    (0, b"\x1f\x8b", "a gzip archive"),
+    (0, b"\x93NUMPY", "a NumPy array file"),
+    (0, b"\x89HDF", "an HDF5 file"),
+    (0, b"\x1aE\xdf\xa3", "a Matroska/WebM video"),
+    (4, b"ftyp", "an MP4/MOV video"),
+    (8, b"WEBP", "a WebP image"),
+)
+
+
+def _looks_like(head: bytes) -> str:
+    """Name a foreign file's kind from its first bytes, or "" when nothing fits."""
+    for offset, magic, kind in _KINDS:
+        if head[offset:offset + len(magic)] == magic:
+            return kind
+    if head[:1] == b"\x80":
+        return "a Python pickle (not written by torch.save)"
+    if len(head) > 10 and head[8:10] == b'{"':
+        return "a safetensors file"
+    if len(head) > 3 and head[0] == 0x08 and head[1] < 0x20 and head[2] == 0x12:
+        return "an ONNX model (an export; open the checkpoint it was exported from)"
+    if b"\x00" not in head:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as e:  # a character cut at the end of the sniffed bytes is still text
+            text = head[:e.start].decode("utf-8") if len(head) == _SNIFF and e.start >= _SNIFF - 3 else None
+        if text is not None:
+            return "a JSON file" if text.lstrip()[:1] in ("{", "[") else "a text file"
+    return ""
+
+
+def _zip_problem(path: Path, size: int) -> str:
+    """Why a file that starts like a zip is unusable as a torch checkpoint; "" when the zip is sound."""
+    import zipfile
+
+    try:
+        zf = zipfile.ZipFile(path)
+    except Exception:  # zipfile raises BadZipFile, struct.error, EOFError, ... on a damaged archive
+        with open(path, "rb") as f:
+            f.seek(max(0, size - (1 << 16) - 22))
+            tail = f.read()
+        at = tail.rfind(b"PK\x05\x06")  # the end-of-archive record, 22 bytes and a comment
+        if at < 0 or len(tail) - at < 22 + int.from_bytes(tail[at + 20:at + 22], "little"):
+            return f"truncated or corrupt ({size:,} bytes, expected more)"  # the end of the file is missing
+        return "corrupt (its table of contents is damaged)"
+    with zf:
+        names = zf.namelist()
+        if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            if names and all(n.endswith(".npy") for n in names):
+                return "not a PyTorch checkpoint (it looks like a NumPy .npz archive)"
+            return "not a PyTorch checkpoint (it looks like a zip archive of other files)"
+        if any(i.header_offset + i.compress_size > size for i in zf.infolist()):
+            return f"truncated or corrupt ({size:,} bytes, expected more)"
+        try:  # the zip's own CRCs: catches damage in files that carry no checksum of ours
+            bad = zf.testzip()
+        except Exception:
+            bad = "?"
+        return DAMAGED if bad is not None else ""
+
+
 def read_file(path: str | os.PathLike) -> Any:
-    """torch.load with weights_only=True and errors that say what is wrong with the file."""
+    """torch.load with weights_only=True and errors that say what is wrong with the file.
+
+    The file's first bytes decide what it is before torch sees it, so a foreign, truncated or damaged
+    file gets a message of ours rather than the zip or pickle library's."""
     path = Path(path)
     if not path.exists():
         raise CheckpointError(path, "file not found")
     if path.is_dir():
         raise CheckpointError(path, "is a directory, expected a model file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(path, "file is empty")
     try:
-        with torch.serialization.safe_globals(_numpy_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True)
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(_SNIFF)
+    except OSError as e:
+        raise CheckpointError(path, f"cannot read the file ({e.strerror or type(e).__name__})") from None
+    if size == 0:
+        raise CheckpointError(path, "file is empty")
+    if head.startswith(_ZIP_MAGIC):
+        problem = _zip_problem(path, size)
+        if problem:
+            raise CheckpointError(path, problem)
+    elif not head.startswith(_LEGACY_MAGIC):
+        if size < len(_LEGACY_MAGIC) and (_LEGACY_MAGIC.startswith(head) or _ZIP_MAGIC.startswith(head)):
+            raise CheckpointError(path, f"truncated or corrupt ({size:,} bytes, expected more)")
+        kind = _looks_like(head)
+        raise CheckpointError(path, f"not a PyTorch checkpoint (it looks like {kind})" if kind
+                              else "not a PyTorch checkpoint")
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            with torch.serialization.safe_globals(_numpy_safe_globals()):
+                return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        msg = str(e).splitlines()[0] if str(e) else "unreadable"
-        if "weights_only" in str(e) or "Unsupported global" in str(e) or "GLOBAL" in str(e):
-            return_hint = "it contains pickled Python objects that a model file should not need; refusing to run code from it"
-            raise CheckpointError(path, return_hint) from None
-        raise CheckpointError(path, f"not a PyTorch checkpoint or corrupt ({msg})") from None
-    except Exception as e:  # torch raises many types for foreign or truncated files; all mean "unusable"
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise CheckpointError(path, f"not a PyTorch checkpoint or corrupt ({first[:200]})") from None
+        if "Unsupported global" in str(e):
+            raise CheckpointError(path, "it contains pickled Python objects that a model file should not need; "
+                                        "refusing to run code from it") from None
+        raise CheckpointError(path, "corrupt (its contents do not read as a PyTorch checkpoint)") from None
+    except Exception as e:  # torch raises many types for damaged files; all mean "unusable"
+        if isinstance(e, EOFError) or "unexpected EOF" in str(e):
+            raise CheckpointError(path, f"truncated or corrupt ({size:,} bytes, expected more)") from None
+        raise CheckpointError(path, "corrupt (its contents do not read as a PyTorch checkpoint)") from None
 
 
 # -- architecture detection ------------------------------------------------------------------------

@@ -102,13 +102,15 @@ def _bad_files(tmp_path):
     (tmp_path / "empty.pt").write_bytes(b"")
     files["empty.pt"] = "file is empty"
     (tmp_path / "text.pt").write_text("hello, not a model")
-    files["text.pt"] = "not a PyTorch checkpoint or corrupt"
+    files["text.pt"] = "not a PyTorch checkpoint (it looks like a text file)"
     good = save_model(m, tmp_path / "good.pt")
     (tmp_path / "truncated.pt").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    files["truncated.pt"] = "not a PyTorch checkpoint or corrupt"
-    with open(tmp_path / "evil.pt", "wb") as f:
-        pickle.dump({"net": _Evil()}, f)
+    files["truncated.pt"] = "truncated or corrupt"
+    torch.save({"net": _Evil()}, tmp_path / "evil.pt")
     files["evil.pt"] = "refusing to run code"
+    with open(tmp_path / "pickle.pt", "wb") as f:
+        pickle.dump({"net": _Evil()}, f)
+    files["pickle.pt"] = "not a PyTorch checkpoint (it looks like a Python pickle"
     torch.save({"foo": torch.zeros(1)}, tmp_path / "foreign.pt")
     files["foreign.pt"] = "unknown checkpoint layout"
     torch.save({"conv1.weight": torch.zeros(64, 3, 7, 7), "fc.weight": torch.zeros(10, 512)}, tmp_path / "imagenet.pt")
@@ -140,3 +142,77 @@ def test_cli_prints_one_line_for_bad_files(tmp_path, capsys):
         assert cli_main(["info", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and name in err and problem in err, err
+
+
+# -- what a file that is no model says ---------------------------------------------------------------
+@pytest.fixture(scope="module")
+def small_model_file(tmp_path_factory):
+    """A heavily pruned ResNet-18 model saved in our format: a real file, small enough to copy often."""
+    from core.prune.plan import PruningPlan, resolve, weight_magnitude_importance
+    from core.prune.surgery import prune_model
+    from core.prune.units import find_units
+
+    m = _small()
+    units = find_units(m)
+    kept = resolve(PruningPlan(ratio=0.9, min_channels=4), units, weight_magnitude_importance(m, units))
+    return save_model(prune_model(m, kept, units=units), tmp_path_factory.mktemp("model") / "small.pt")
+
+
+def _message(path):
+    with pytest.raises(CheckpointError) as e:
+        load_model(path)
+    return str(e.value)
+
+
+def test_foreign_files_are_named(tmp_path):
+    from core.resources import samples_dir
+
+    SAMPLES_DIR = samples_dir()
+    cases = {
+        "image.pt": ((SAMPLES_DIR / "class_83.png").read_bytes(), "not a PyTorch checkpoint (it looks like a PNG image)"),
+        "photo.pt": ((SAMPLES_DIR / "shelf.jpg").read_bytes(), "not a PyTorch checkpoint (it looks like a JPEG image)"),
+        "notes.pt": (b"hello, not a model\n", "not a PyTorch checkpoint (it looks like a text file)"),
+        "plan.pt": (b'{"format": "os2d-studio-plan", "ratio": 0.3}\n', "not a PyTorch checkpoint (it looks like a JSON file)"),
+        "doc.pt": (b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n", "not a PyTorch checkpoint (it looks like a PDF document)"),
+        "random.pt": (np.random.default_rng(0).bytes(4096), "not a PyTorch checkpoint"),
+        "empty.pt": (b"", "file is empty"),
+    }
+    for name, (data, problem) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert _message(tmp_path / name) == f"{tmp_path / name}: {problem}", name
+    (tmp_path / "folder.pt").mkdir()
+    assert _message(tmp_path / "folder.pt") == f"{tmp_path / 'folder.pt'}: is a directory, expected a model file"
+
+
+def test_truncated_model_says_so(tmp_path, small_model_file):
+    data = small_model_file.read_bytes()
+    for n in (1, 3, 100, 4096, len(data) // 3, len(data) // 2, len(data) - 30, len(data) - 1):
+        p = tmp_path / f"cut{n}.pt"
+        p.write_bytes(data[:n])
+        assert _message(p) == f"{p}: truncated or corrupt ({n:,} bytes, expected more)", n
+
+
+def test_legacy_format_truncated_says_so(tmp_path):
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"net": {"x": torch.arange(1000.0)}}, buf, _use_new_zipfile_serialization=False)
+    data = buf.getvalue()
+    for n in (5, 200, len(data) // 2, len(data) - 10):
+        p = tmp_path / f"legacy{n}.pt"
+        p.write_bytes(data[:n])
+        assert _message(p) == f"{p}: truncated or corrupt ({n:,} bytes, expected more)", n
+
+
+def test_no_library_text_in_messages(tmp_path, small_model_file):
+    data = small_model_file.read_bytes()
+    rng = np.random.default_rng(1)
+    for i in range(20):
+        p = tmp_path / f"damaged{i}.pt"
+        cut = bytearray(data[: int(rng.integers(1, len(data)))])
+        cut[int(rng.integers(0, len(cut)))] ^= 0xFF
+        p.write_bytes(bytes(cut))
+        msg = _message(p)
+        assert msg.startswith(f"{p}: ") and "\n" not in msg, msg
+        for word in ("miniz", "PytorchStreamReader", "weights_only", "Errno", "pop from", "central directory"):
+            assert word not in msg, msg
