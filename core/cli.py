@@ -62,7 +62,7 @@ def cmd_detect(args) -> int:
         save_rgb(args.out, draw_detections(target, shown.boxes, shown.scores, shown.labels, names))
         print(f"wrote {args.out}")
     if args.json:
-        save_detections_json(dets.top(args.max_detections), args.json, names)
+        save_detections_json(dets.top(None, args.min_score), args.json, names)  # all of them; the cap is for drawing
         print(f"wrote {args.json}")
     return 0
 
@@ -359,13 +359,13 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--class-image", action="append", required=True, help="class image (repeat for several)")
     d.add_argument("--image", required=True, help="target image")
     d.add_argument("--out", help="write the annotated image here")
-    d.add_argument("--json", help="write detections as JSON here")
+    d.add_argument("--json", help="write every detection scoring at least --min-score as JSON here")
     d.add_argument("--target-size", type=float, default=0, help="S: resize so h*w ≈ S² (default: the model's)")
     d.add_argument("--scales", type=float, nargs="+", default=[1.0], help="pyramid scales of S")
     d.add_argument("--nms-iou", type=float, default=0.3)
     d.add_argument("--score-threshold", type=float, default=float("-inf"))
-    d.add_argument("--min-score", type=float, default=0.5, help="only show detections above this score")
-    d.add_argument("--max-detections", type=int, default=20)
+    d.add_argument("--min-score", type=float, default=0.5, help="only show and write detections above this score")
+    d.add_argument("--max-detections", type=int, default=20, help="most detections printed and drawn (not a cap on --json)")
     d.add_argument("--device", default="auto")
     d.set_defaults(func=cmd_detect)
 
