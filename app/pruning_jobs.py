@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from app.jobs import ModelLoad, analyze_model
 from core.detect import DEFAULT_TARGET_SIZE, Detector
-from core.jobs import CancelToken, Progress, no_progress
+from core.jobs import CancelToken, Phases, Progress, no_progress
 from core.model.checkpoint import LoadedModel, file_sha256, load_model, save_model
 from core.prune.plan import GROUPS, PlanError, PruningPlan, weight_magnitude_importance
 from core.prune.units import Unit
@@ -25,13 +25,6 @@ DATA_FREE = ("weight_l1", "weight_l2")  # criteria the prune job can compute fro
 SENSITIVITY_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 Report = Callable[[Any], None]
-
-
-def _phase(progress: Progress, prefix: str) -> Progress:
-    def sub(done: int, total: int, message: str = "") -> None:
-        progress(done, total, f"{prefix}: {message}" if message else prefix)
-
-    return sub
 
 
 def eval_scale(loaded: LoadedModel, dataset: Any = None) -> float:
@@ -66,23 +59,31 @@ def _name(loaded: LoadedModel) -> str:
 
 
 # -- importance -------------------------------------------------------------------------------------------
-def importance_job(loaded: LoadedModel, dataset: str, criteria: Sequence[str], num_images: int, *,
+def importance_job(loaded: LoadedModel, dataset: str | None, criteria: Sequence[str], num_images: int, *,
                    seed: int = 0, split: str = "train", progress: Progress = no_progress,
                    cancel: CancelToken | None = None):
     """Build a calibration set from `dataset` and score every unit with each criterion (`os2d-studio importance`)."""
     from core.data.grozi import open_dataset
     from core.importance.calibration import build_calibration
-    from core.importance.result import compute_importance
+    from core.importance.result import compute_importance, data_free
 
     cancel = cancel or CancelToken()
-    progress(0, 1, f"opening {Path(str(dataset)).name}")
+    if data_free(criteria):  # weight L1, BN gamma: the weights are all they read
+        return compute_importance(loaded.model, None, list(criteria), model_path=loaded.path, progress=progress,
+                                  cancel=cancel)
+    # one bar for both steps, weighted by their rough cost (loading an image vs. forward passes over it)
+    scoring = 3.0 + 6.0 * ("taylor" in criteria) + 30.0 * ("lcp" in criteria)
+    phases = Phases(progress, [("calibration set", 1.0), ("scoring", scoring)])
+    phases("calibration set")(0, 1, f"opening {Path(str(dataset)).name}")
     ds = open_dataset(dataset, split)
     cancel.raise_if_cancelled()
     size = loaded.meta.get("eval_scale") or ds.eval_scale
     calib = build_calibration(ds, int(num_images), float(size), seed=seed,
-                              progress=_phase(progress, "calibration"), cancel=cancel)
-    return compute_importance(loaded.model, calib, list(criteria), model_path=loaded.path,
-                              progress=_phase(progress, "importance"), cancel=cancel)
+                              progress=phases("calibration set"), cancel=cancel)
+    result = compute_importance(loaded.model, calib, list(criteria), model_path=loaded.path,
+                                progress=phases("scoring"), cancel=cancel)
+    phases.done()
+    return result
 
 
 def load_importance_job(path: str | os.PathLike, *, progress: Progress = no_progress,
@@ -134,17 +135,20 @@ def prune_job(loaded: LoadedModel, plan: PruningPlan, importance: Any, *, progre
     from core.prune.job import prune
 
     cancel = cancel or CancelToken()
-    progress(0, 1, "choosing channels")
+    phases = Phases(progress, [("ranking channels", 1.0), ("surgery", 6.0), ("measuring the pruned model", 3.0)])
+    phases("ranking channels")(0, 1)
     scores = prune_importance(plan, importance, loaded.model)
-    result = prune(loaded.model, plan, scores, progress=progress, cancel=cancel)
+    result = prune(loaded.model, plan, scores, progress=phases("surgery"), cancel=cancel)
     cancel.raise_if_cancelled()
-    progress(1, 1, "summarizing the pruned model")
+    phases("measuring the pruned model")(0, 1)
     meta = {k: loaded.meta[k] for k in ("eval_scale",) if k in loaded.meta}
     info = result.to_json()
     info["parent"] = {"path": loaded.path, "sha256": loaded.sha256 or None}
     meta["pruning"] = info
     pruned = LoadedModel(result.model, "", "os2d-studio", meta, "")
-    return PruneOutcome(analyze_model(pruned), result)
+    outcome = PruneOutcome(analyze_model(pruned), result)
+    phases.done()
+    return outcome
 
 
 def save_pruned_job(info: ModelLoad, out: str | os.PathLike, *, prune_result: Any = None,
@@ -199,7 +203,7 @@ def finetune_job(model: str, teacher: str, dataset: str, out: str, *, iterations
                          iterations=int(iterations), eval_images=int(eval_images),
                          checkpoint_every=max(1, int(checkpoint_every)),
                          **({} if lr is None else {"lr": float(lr)}))
-    result = finetune(cfg, progress=_phase(progress, "fine-tune"), cancel=cancel, log=report)
+    result = finetune(cfg, progress=progress, cancel=cancel, log=report)  # the job's name says "fine-tuning"
     loaded = load_model(result.out)
     return FinetuneOutcome(analyze_model(loaded, os.path.getsize(loaded.path)), result)
 
@@ -222,6 +226,7 @@ class Evaluation:
     split: str
     seconds: float
     when: float = 0.0  # time.time() of the measurement
+    score_threshold: float | None = None  # the best-F1 score threshold on these images (the viewers' default)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -243,19 +248,28 @@ def evaluate_job(models: Mapping[str, LoadedModel], dataset: str, *, max_images:
     if not models:
         raise ValueError("no model to evaluate: open a model first")
     ds = open_dataset(dataset, split)
+    # one bar over every model's mAP and latency, weighted by forward passes (images vs. timed repeats)
+    images = int(max_images) if int(max_images) > 0 else len(ds.images)
+    steps: list[tuple[str, float]] = []
+    for role in models:
+        steps += [(f"{role} mAP", float(max(images, 1))), (f"{role} latency", float(int(latency_repeats) + 1))]
+    phases = Phases(progress, steps)
     out = []
     for role, loaded in models.items():
         cancel.raise_if_cancelled()
         t0 = time.perf_counter()
         report = evaluate(Detector(loaded.model, target_size=eval_scale(loaded, ds)), ds, split=split,
-                          config=EvalConfig(max_images=int(max_images)), progress=_phase(progress, f"{role} mAP"),
+                          config=EvalConfig(max_images=int(max_images)), progress=phases(f"{role} mAP"),
                           cancel=cancel)
         cancel.raise_if_cancelled()
-        progress(0, 1, f"{role}: latency")
+        phases(f"{role} latency")(0, 1, f"{int(latency_repeats)} timed runs")
         prof = profile_model(loaded.model, name=_name(loaded), repeats=int(latency_repeats), warmup=1, device="cpu")
         out.append(Evaluation(role, _name(loaded), model_label(loaded), prof.parameters, prof.macs, prof.size_mb,
                               prof.cpu_latency_ms, float(report.map), report.num_images, ds.name, split,
-                              time.perf_counter() - t0, time.time()))
+                              time.perf_counter() - t0, time.time(),
+                              None if report.best_f1_threshold != report.best_f1_threshold
+                              else round(float(report.best_f1_threshold), 3)))
+    phases.done()
     return tuple(out)
 
 
@@ -340,8 +354,10 @@ def sensitivity_job(loaded: LoadedModel, units: Sequence[Unit], importance: Any,
     total = 1 + len(groups) * len(ratios)
 
     def measure(model, step: int, what: str) -> float:
-        def sub(done: int, n: int, _message: str = "") -> None:
-            progress(step * 100 + (100 * done) // max(n, 1), total * 100, what)
+        label = f"point {step + 1} of {total}: {what}"  # one bar over all points; counts points, not ids
+
+        def sub(done: int, n: int, message: str = "") -> None:
+            progress(step * 100 + (100 * done) // max(n, 1), total * 100, f"{label} — {message}" if message else label)
 
         return float(evaluate(Detector(model, target_size=scale), ds, split=split, config=cfg, progress=sub,
                               cancel=cancel).map)
@@ -366,7 +382,7 @@ def sensitivity_job(loaded: LoadedModel, units: Sequence[Unit], importance: Any,
             if report is not None:
                 report(point)
             step += 1
-    progress(total * 100, total * 100, "done")
+    progress(total * 100, total * 100, f"{total} points measured")
     return replace(result, complete=True)
 
 

@@ -101,14 +101,26 @@ class ClassImageSpec:
 
 @dataclass(frozen=True)
 class DetectionSettings:
-    score_threshold: float = 0.5  # OS2D scores are correlations in [-1, 1]
+    """How detections are shown. Each side has its own score threshold: a pruned model's scores sit on
+    another scale than its original's, so one shared threshold makes one side look broken."""
+
+    score_threshold: float = 0.5  # the original's; OS2D scores are correlations in [-1, 1]
     nms_iou_threshold: float = 0.3  # OS2D's default
     max_shown: int = 50
     compare: str = "original"  # one of COMPARE_MODES
+    pruned_score_threshold: float = 0.5
+    video_uses_detection_classes: bool = False  # else the Video tab runs the sample video's classes
 
     def __post_init__(self) -> None:
         if self.compare not in COMPARE_MODES:
             raise ValueError(f"compare must be one of {', '.join(COMPARE_MODES)}, got '{self.compare}'")
+
+    def threshold(self, role: str) -> float:
+        return self.pruned_score_threshold if role == "pruned" else self.score_threshold
+
+    @staticmethod
+    def threshold_field(role: str) -> str:
+        return "pruned_score_threshold" if role == "pruned" else "score_threshold"
 
 
 @dataclass(frozen=True)
@@ -132,6 +144,8 @@ class Project:
                 "score_threshold": self.detection.score_threshold,
                 "nms_iou_threshold": self.detection.nms_iou_threshold,
                 "max_shown": self.detection.max_shown, "compare": self.detection.compare,
+                "pruned_score_threshold": self.detection.pruned_score_threshold,
+                "video_uses_detection_classes": self.detection.video_uses_detection_classes,
             },
             **self.extra,
         }
@@ -146,7 +160,9 @@ class Project:
             det = data.get("detection") or {}
             settings = DetectionSettings(
                 float(det.get("score_threshold", 0.5)), float(det.get("nms_iou_threshold", 0.3)),
-                int(det.get("max_shown", 50)), str(det.get("compare", "original")))
+                int(det.get("max_shown", 50)), str(det.get("compare", "original")),
+                float(det.get("pruned_score_threshold", det.get("score_threshold", 0.5))),
+                bool(det.get("video_uses_detection_classes", False)))
             classes = tuple(ClassImageSpec.from_json(c, base) for c in det.get("class_images", []))
         except (KeyError, TypeError, ValueError) as e:
             raise ProjectError(source, f"bad detection section: {e}") from None
@@ -245,6 +261,7 @@ class Session(QObject):
             self.recent_models.add(info.loaded.path)
             self.recentChanged.emit()
         self.set_detections(None)
+        self._adopt_threshold("original", info)
         if info is not None and self.importance is not None and importance_mismatch(self.importance, info):
             self.set_importance(None)
         if info is not None and info.units and self.plan.unit_ratios:
@@ -261,9 +278,18 @@ class Session(QObject):
         self.prune_result = prune_result
         if info is None and self.detection_settings.compare != "original":
             self.set_detection_settings(compare="original")
+        if info is not None and self.detection_settings.compare == "original":
+            self.set_detection_settings(compare="both")  # a pruned model is there to be compared
+        self._adopt_threshold("pruned", info)
         self.set_detections(None)
         self.prunedModelChanged.emit()
         self.mark_dirty()
+
+    def _adopt_threshold(self, role: str, info: ModelLoad | None) -> None:
+        """A model that records the score threshold its evaluation chose (best F1) is shown with it."""
+        t = info.loaded.meta.get("score_threshold") if info is not None else None
+        if isinstance(t, (int, float)) and not isinstance(t, bool) and -1.0 <= float(t) <= 1.0:
+            self.set_detection_settings(**{DetectionSettings.threshold_field(role): round(float(t), 3)})
 
     # -- detection inputs -------------------------------------------------------------------------------
     def image(self, path: str) -> np.ndarray:
@@ -316,7 +342,14 @@ class Session(QObject):
         return spec
 
     def remove_class_image(self, index: int) -> None:
-        del self.class_images[index]
+        self.remove_class_images([index])
+
+    def remove_class_images(self, indices: Sequence[int]) -> None:
+        """Remove several at once: one change, so the views re-run one preview, not one per image."""
+        drop = {i for i in indices if 0 <= i < len(self.class_images)}
+        if not drop:
+            return
+        self.class_images = [c for i, c in enumerate(self.class_images) if i not in drop]
         self.classImagesChanged.emit()
         self.mark_dirty()
 
@@ -371,6 +404,9 @@ class Session(QObject):
 
     def add_evaluations(self, evaluations: Sequence[Evaluation]) -> None:
         self.evaluations.extend(evaluations)
+        for e in evaluations:  # each side is shown at the threshold its own evaluation found best
+            if e.score_threshold is not None:
+                self.set_detection_settings(**{DetectionSettings.threshold_field(e.role): float(e.score_threshold)})
         self.metricsChanged.emit()
         self.mark_dirty()
 
@@ -422,6 +458,11 @@ class Session(QObject):
             problems.append(f"metrics section: {e}")
 
     # -- project files ----------------------------------------------------------------------------------
+    def mark_clean(self) -> None:
+        """What the session holds now is the baseline: a fresh window set up at start is not 'unsaved'."""
+        self._saved = self.snapshot()
+        self.mark_dirty()
+
     def mark_dirty(self) -> None:
         """Unsaved changes = the session differs from the last saved/opened project (or an empty one)."""
         dirty = self.snapshot() != self._saved

@@ -26,18 +26,12 @@ from app.worker import JobRunner
 log = logging.getLogger(__name__)
 
 IMPORTANCE_FILTER = "Importance results (*.json *.npz);;All files (*)"
-DATASET_NAMES = ("data/synth-0",)  # the project's benchmark, when generated (os2d-studio synth)
-
-
 def default_dataset() -> str | None:
-    """`data/synth-0` of the working folder or of the source tree, when it exists."""
-    roots = (Path.cwd(), Path(__file__).resolve().parent.parent)
-    for root in roots:
-        for name in DATASET_NAMES:
-            p = root / name
-            if (p / "dataset.json").is_file():
-                return str(p.resolve())
-    return None
+    """The benchmark bundled with the app (a few dozen shelf images), so every job works on first start."""
+    from core.resources import benchmark_dir
+
+    p = benchmark_dir()
+    return str(p.resolve()) if (p / "dataset.json").is_file() else None
 
 
 def unique_path(path: Path) -> Path:
@@ -94,7 +88,8 @@ class WorkbenchController(QObject):
         elif pruned and s.pruned is None:
             problem = "Prune the model first (Pruning tab), or open a pruned model."
         elif dataset and not self.dataset():
-            problem = "Choose a dataset folder (an OS2D CSV dataset such as data/synth-0, or grozi:PATH)."
+            problem = ("Choose a dataset folder (an OS2D CSV dataset, or grozi:PATH), or make one with "
+                       "File → New sample benchmark….")
         if problem:
             self.dialogs.warning(f"Cannot {action}", problem)
             return False
@@ -105,7 +100,9 @@ class WorkbenchController(QObject):
         if not criteria:
             self.dialogs.warning("Cannot compute importance", "Choose at least one criterion.")
             return False
-        if not self._ready("compute importance", dataset=True):
+        from core.importance.result import data_free
+
+        if not self._ready("compute importance", dataset=not data_free(criteria)):
             return False
         s = self.session
         model = s.model

@@ -77,10 +77,11 @@ def cmd_info(args) -> int:
     if args.json:
         d = s.to_json()
         d.update({"path": loaded.path, "kind": loaded.kind, "file_bytes": size, "sha256": loaded.sha256,
-                  "meta": loaded.meta})
+                  "content_checksum_verified": loaded.verified, "meta": loaded.meta})
         print(json.dumps(d, indent=1, default=str))
         return 0
     print(f"file        {loaded.path} ({loaded.kind}, {size / 1e6:.2f} MB on disk)")
+    print(f"sha256      {loaded.sha256} ({'content checksum verified' if loaded.verified else 'no content checksum recorded'})")
     print(f"model       {s.description}")
     print(f"parameters  {s.parameters:,} (trunk {s.trunk_parameters:,}, head {s.head_parameters:,})")
     print(f"fp32 size   {s.fp32_mb:.2f} MB ({s.fp32_mib:.2f} MiB)")
@@ -312,7 +313,8 @@ def cmd_compare(args) -> int:
     pruned = _load(args.pruned)
     res = compare_video(original, pruned, args.class_image, args.video, out_video=args.out, out_json=args.json,
                         target_size=_target_size(args, original), score_threshold=args.score_threshold,
-                        nms_iou=args.nms_iou, max_detections=args.max_detections,
+                        pruned_score_threshold=args.pruned_score_threshold, nms_iou=args.nms_iou,
+                        max_detections=args.max_detections,
                         mode="live" if args.live else "offline", device=args.device,
                         max_frames=args.max_frames or None, progress=ConsoleProgress("compare"))
     print(f"{res.processed_count} of {res.frame_count} frames processed ({res.mode}, target size "
@@ -500,6 +502,9 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--target-size", type=float, default=0, help="S: resize so h*w ≈ S² (default: the original's)")
     cp.add_argument("--live", action="store_true", help="skip frames to keep up with the video's frame rate")
     cp.add_argument("--score-threshold", type=float, default=0.5)
+    cp.add_argument("--pruned-score-threshold", type=float, default=None,
+                    help="the pruned side's threshold (default: --score-threshold); a pruned model scores on "
+                         "another scale, its eval JSON's best_f1_threshold is a good choice")
     cp.add_argument("--nms-iou", type=float, default=0.3)
     cp.add_argument("--max-detections", type=int, default=50)
     cp.add_argument("--max-frames", type=int, default=0, help="stop after this many processed frames")

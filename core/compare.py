@@ -171,6 +171,7 @@ class CompareResult:
     agreement: Agreement
     wall_seconds: float
     frames: tuple[FrameResult, ...] = field(default=(), repr=False)
+    pruned_score_threshold: float | None = None  # None: the same as score_threshold
     out_video: str | None = None
     out_json: str | None = None
 
@@ -182,7 +183,9 @@ class CompareResult:
         return {
             "source": self.source, "mode": self.mode, "frame_count": self.frame_count,
             "processed_count": self.processed_count, "skipped": list(self.skipped), "source_fps": self.source_fps,
-            "target_size": self.target_size, "score_threshold": self.score_threshold, "nms_iou": self.nms_iou,
+            "target_size": self.target_size, "score_threshold": self.score_threshold,
+            "pruned_score_threshold": self.score_threshold if self.pruned_score_threshold is None
+            else self.pruned_score_threshold, "nms_iou": self.nms_iou,
             "match_iou": MATCH_IOU, "class_names": list(self.class_names), "device": self.device,
             "original": self.original.to_json(), "pruned": self.pruned.to_json(),
             "speedup": None if self.speedup is None else round(self.speedup, 4),
@@ -241,6 +244,7 @@ def compare(
     nms_iou: float = 0.3,
     max_detections: int = 50,
     mode: str = "offline",
+    pruned_score_threshold: float | None = None,
     device: str | None = None,
     class_names: Sequence[str] | None = None,
     max_frames: int | None = None,
@@ -255,6 +259,8 @@ def compare(
     the frame in `.image`; `on_skip(Frame)` for each skipped frame (decoded only when given; the
     video writer uses it). `source` given as a spec is opened and closed here; a FrameSource given
     by the caller is read from its current position and left open. Raises `Cancelled` via `cancel`.
+    `pruned_score_threshold` (default: `score_threshold`) filters the pruned side: its scores sit on
+    another scale than the original's.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
@@ -272,25 +278,27 @@ def compare(
         return _run(det_o, det_p, bank_o, bank_p, src, names, (name_o or "original", name_p or "pruned"),
                     size=size, score_threshold=score_threshold, nms_iou=nms_iou, max_detections=max_detections,
                     mode=mode, max_frames=max_frames, progress=progress, cancel=cancel, on_frame=on_frame,
-                    on_skip=on_skip)
+                    on_skip=on_skip,
+                    pruned_score_threshold=score_threshold if pruned_score_threshold is None
+                    else pruned_score_threshold)
     finally:
         if own_source:
             src.close()
 
 
 def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, names, side_names, *, size,
-         score_threshold, nms_iou, max_detections, mode, max_frames, progress, cancel, on_frame, on_skip
-         ) -> CompareResult:
+         score_threshold, nms_iou, max_detections, mode, max_frames, progress, cancel, on_frame, on_skip,
+         pruned_score_threshold) -> CompareResult:
     live = mode == "live"
     total = src.frame_count - src.position if src.frame_count is not None else 0
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
-    kw = dict(target_size=size, score_threshold=score_threshold, nms_iou_threshold=nms_iou,
-              max_detections=max_detections)
+    kw = dict(target_size=size, nms_iou_threshold=nms_iou, max_detections=max_detections)
 
     def run(det, bank, rgb) -> Detections:
-        d = det.detect(rgb, bank, **kw)
-        return d.top(max_detections, score_threshold)
+        t = pruned_score_threshold if det is det_p else score_threshold
+        d = det.detect(rgb, bank, score_threshold=t, **kw)
+        return d.top(max_detections, t)
 
     lat_o: list[float] = []
     lat_p: list[float] = []
@@ -339,7 +347,7 @@ def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, n
         taken += 1
         if clock0 is None:
             for det, bank in ((det_o, bank_o), (det_p, bank_p)):  # warm-up, not timed
-                det.detect(frame.rgb, bank, **kw)
+                det.detect(frame.rgb, bank, score_threshold=score_threshold, **kw)
             clock0 = (time.perf_counter(), frame.timestamp)
         # alternate which side runs first so neither always profits from a warm cache
         if len(frames) % 2 == 0:
@@ -375,7 +383,7 @@ def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, n
     return CompareResult(
         source=src.name, mode=mode, frame_count=taken, processed_count=len(frames), skipped=tuple(skipped),
         source_fps=src.fps, target_size=size, score_threshold=score_threshold, nms_iou=nms_iou,
-        class_names=tuple(names), device=str(getattr(det_o, "device", "")),
+        pruned_score_threshold=pruned_score_threshold, class_names=tuple(names), device=str(getattr(det_o, "device", "")),
         original=_stats(side_names[0], det_o, lat_o, boxes_o), pruned=_stats(side_names[1], det_p, lat_p, boxes_p),
         agreement=Agreement(matched, only_o, only_p, float(np.mean(ious)) if ious else None),
         wall_seconds=time.perf_counter() - t_start, frames=tuple(frames))

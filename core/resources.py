@@ -30,6 +30,12 @@ def samples_dir() -> Path:
     return resources_dir() / "samples"
 
 
+def benchmark_dir() -> Path:
+    """The small benchmark bundled with the app (OS2D CSV format): a train split for calibration and
+    fine-tuning, a val split of classes the default model never trained on (scripts/make_benchmark.py)."""
+    return samples_dir() / "benchmark"
+
+
 def icon_path() -> Path:
     """The app icon (PNG, 256x256; scripts/make_icon.py draws it)."""
     return resources_dir() / "icons" / "os2d-studio.png"

@@ -1,9 +1,11 @@
-"""The session's class images as a thumbnail list: add files, remove, rename (double-click a name).
+"""The session's class images as a thumbnail list: add files, remove (several at once), rename
+(double-click a name).
 
-Why a widget of its own: the Detection and Video tabs show the same list (a project has one set of class
-images), so both embed this box; the Detection tab adds its "Crop from target" button to `buttons`.
-`defaults` are shown greyed while the session has no class images: what a view uses in their place
-(the Video tab: the demo video's sample classes), never written to the session.
+Why a widget of its own: the Detection tab edits the session's list and the Video tab can show the same
+one, so both embed this box; the Detection tab adds its "Crop from target" button to `buttons`.
+`defaults` are shown greyed when the view does not use the session's list (`use_session` off) or while
+it is empty: what the view runs instead (the Video tab: the sample video's classes), never written to
+the session.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ class ClassImageList(QGroupBox):
         self.folder = folder
         self._syncing = False
         self._defaults: list[ClassImageSpec] = []
+        self.use_session = True
         self.list = QListWidget()
+        self.list.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.list.setIconSize(QSize(THUMB, THUMB))
         self.list.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
                                   | QAbstractItemView.EditTrigger.EditKeyPressed)
-        self.list.setToolTip("Double-click a name to rename the class")
+        self.list.setToolTip("Double-click a name to rename the class; Ctrl/Shift-click to select several")
         self.add_button = QPushButton("Add…")
         self.remove_button = QPushButton("Remove")
         self.buttons = QHBoxLayout()
@@ -72,9 +76,11 @@ class ClassImageList(QGroupBox):
             self.dialogs.error("Cannot add class image", str(e))
 
     def _remove_selected(self) -> None:
-        row = self.list.currentRow()
-        if 0 <= row < len(self.session.class_images):
-            self.session.remove_class_image(row)
+        rows = sorted({self.list.row(item) for item in self.list.selectedItems()})
+        if not rows and self.list.currentRow() >= 0:
+            rows = [self.list.currentRow()]
+        if self.use_session and rows:
+            self.session.remove_class_images(rows)
 
     def _renamed(self, item: QListWidgetItem) -> None:
         if self._syncing:
@@ -95,15 +101,23 @@ class ClassImageList(QGroupBox):
         self._defaults = list(specs)
         self.refresh()
 
+    def set_use_session(self, on: bool) -> None:
+        self.use_session = bool(on)
+        self.refresh()
+
     @property
     def showing_defaults(self) -> bool:
-        return not self.session.class_images and bool(self._defaults)
+        return (not self.use_session or not self.session.class_images) and bool(self._defaults)
+
+    def active(self) -> list[ClassImageSpec]:
+        """The class images the view runs: the session's, or the defaults."""
+        return self.defaults if self.showing_defaults else list(self.session.class_images)
 
     def refresh(self) -> None:
         self._syncing = True
         try:
             self.list.clear()
-            own = bool(self.session.class_images)
+            own = not self.showing_defaults
             for spec in self.session.class_images if own else self._defaults:
                 item = QListWidgetItem(spec.name)
                 try:
@@ -116,8 +130,13 @@ class ClassImageList(QGroupBox):
                     item.setToolTip(f"{where}{spec.path}")
                 else:
                     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
-                    item.setToolTip(f"default: {spec.path} (Add… your own class images to replace the defaults)")
+                    item.setToolTip(f"sample class: {spec.path}")
                 self.list.addItem(item)
         finally:
             self._syncing = False
-        self.remove_button.setEnabled(bool(self.session.class_images))
+        editable = self.use_session
+        self.add_button.setEnabled(editable)
+        self.remove_button.setEnabled(editable and bool(self.session.class_images))
+        why = "" if editable else "These are the sample video's classes; use the Detection tab's class images to edit"
+        self.add_button.setToolTip(why)
+        self.remove_button.setToolTip(why or ("" if self.session.class_images else "No class images to remove"))

@@ -1,9 +1,10 @@
-"""The session's detection settings as a form: score threshold and NMS IoU, optionally "max shown" and the
-model choice.
+"""The session's detection settings as a form: a score threshold per side (original, pruned) and NMS IoU,
+optionally "max shown" and the model choice.
 
-Why a widget of its own: the Detection and Video tabs edit the same `session.detection_settings` (a
-project has one score threshold), so both embed this box and neither keeps its own copy in sync. Views
-add their own rows to `form` and listen to `shown`, emitted after the widgets show a change, to redraw.
+Why a widget of its own: the Detection and Video tabs edit the same `session.detection_settings`, so both
+embed this box and neither keeps its own copy in sync. Views add their own rows to `form` and listen to
+`shown`, emitted after the widgets show a change, to redraw. Each side has its own threshold because a
+pruned model scores on another scale than its original; a model's evaluation sets its side's default.
 """
 
 from __future__ import annotations
@@ -35,14 +36,21 @@ class DetectionSettingsBox(QGroupBox):
         self.session = session
         self._syncing = False
         ds = session.detection_settings
-        self.score_slider = labeled_slider(-1.0, 1.0, ds.score_threshold)
-        self.score_slider.setToolTip(score_tip or "Minimum score of a box (OS2D scores are correlations in [-1, 1])")
+        tip = score_tip or "Minimum score of a box shown (OS2D scores are correlations; useful ones lie in 0…1)"
+        self.score_slider = labeled_slider(0.0, 1.0, ds.score_threshold)
+        self.score_slider.setToolTip(f"Original model: {tip[0].lower()}{tip[1:]}")
+        self.pruned_score_slider = labeled_slider(0.0, 1.0, ds.pruned_score_threshold)
         self.nms_slider = labeled_slider(0.05, 0.95, ds.nms_iou_threshold)
         self.nms_slider.setToolTip(nms_tip or "IoU above which NMS merges boxes of a class")
+        self._pruned_tip = (f"Pruned model: {tip[0].lower()}{tip[1:]}. Its own threshold, since a pruned model "
+                            "scores on another scale; its evaluation (Pruning tab → Evaluate) sets the best one")
         self.form = QFormLayout(self)
-        self.form.addRow("Score ≥", self.score_slider)
+        self.form.addRow("Score, original", self.score_slider)
+        self.form.addRow("Score, pruned", self.pruned_score_slider)
         self.form.addRow("NMS IoU", self.nms_slider)
         self.score_slider.valueChanged.connect(lambda v: self._write(score_threshold=round(float(v), 4)))
+        self.pruned_score_slider.valueChanged.connect(
+            lambda v: self._write(pruned_score_threshold=round(float(v), 4)))
         self.nms_slider.valueChanged.connect(lambda v: self._write(nms_iou_threshold=round(float(v), 4)))
         self.max_shown: QSpinBox | None = None
         self.compare: QComboBox | None = None
@@ -57,7 +65,15 @@ class DetectionSettingsBox(QGroupBox):
             self.max_shown.valueChanged.connect(lambda v: self._write(max_shown=int(v)))
             self.compare.currentTextChanged.connect(lambda t: self._write(compare=t))
         session.detectionSettingsChanged.connect(self.show_settings)
+        session.prunedModelChanged.connect(self._update_enabled)
         self.show_settings()
+        self._update_enabled()
+
+    def _update_enabled(self) -> None:
+        has = self.session.pruned is not None
+        self.pruned_score_slider.setEnabled(has)
+        self.pruned_score_slider.setToolTip(self._pruned_tip if has else
+                                            "No pruned model: prune one (Pruning tab) or File → Open pruned model…")
 
     def _write(self, **changes) -> None:
         if not self._syncing:
@@ -68,6 +84,7 @@ class DetectionSettingsBox(QGroupBox):
         self._syncing = True
         try:
             self.score_slider.setValue(ds.score_threshold)
+            self.pruned_score_slider.setValue(ds.pruned_score_threshold)
             self.nms_slider.setValue(ds.nms_iou_threshold)
             if self.max_shown is not None:
                 self.max_shown.setValue(ds.max_shown)

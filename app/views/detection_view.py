@@ -233,7 +233,7 @@ class DetectionView(QWidget):
         ds = self.session.detection_settings
         if run is None:
             return {}
-        return {v: run.detections[v].top(ds.max_shown, min_score=ds.score_threshold)
+        return {v: run.detections[v].top(ds.max_shown, min_score=ds.threshold(v))
                 for v in self.variants() if v in run.detections}
 
     def redraw(self) -> None:

@@ -192,16 +192,17 @@ class ImagePane(QWidget):
 
 
 class PaneArea(QWidget):
-    """Holds the image panes; with two shown, puts them side by side or one above the other, whichever
-    shows the image larger (a wide shelf photo compares better stacked, a tall one side by side).
+    """Holds the image panes; with two shown, puts them left | right, as a comparison reads and as the
+    exported video shows them; one above the other only when the area is too narrow for two columns
+    (`narrow_px`)."""
 
-    `stack_gain`: how much larger stacking must show the image to be chosen (the Video tab keeps its
-    original | pruned panes side by side, like the exported video, unless stacking is clearly better)."""
+    NARROW_PX = 720
 
-    def __init__(self, panes: Sequence[ImagePane], parent: QWidget | None = None, *, stack_gain: float = 1.0) -> None:
+    def __init__(self, panes: Sequence[ImagePane], parent: QWidget | None = None, *,
+                 narrow_px: int = NARROW_PX) -> None:
         super().__init__(parent)
         self.panes = list(panes)
-        self.stack_gain = float(stack_gain)
+        self.narrow_px = int(narrow_px)
         self.box = QBoxLayout(QBoxLayout.Direction.LeftToRight, self)
         self.box.setContentsMargins(0, 0, 0, 0)
         for pane in self.panes:
@@ -217,13 +218,9 @@ class PaneArea(QWidget):
         self._arrange()
 
     def _arrange(self) -> None:
-        if self.image_hw is None or sum(not p.isHidden() for p in self.panes) < 2:
+        if sum(not p.isHidden() for p in self.panes) < 2:
             return
-        h, w = self.image_hw
-        aw, ah = max(self.width(), 1), max(self.height(), 1)
-        side = min(aw / 2 / w, ah / h)
-        stacked = min(aw / w, ah / 2 / h)
-        direction = (QBoxLayout.Direction.TopToBottom if stacked > side * self.stack_gain
+        direction = (QBoxLayout.Direction.TopToBottom if self.width() < self.narrow_px
                      else QBoxLayout.Direction.LeftToRight)
         if direction != self.box.direction():
             self.box.setDirection(direction)

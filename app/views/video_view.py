@@ -8,9 +8,10 @@ are the same job over one frame; Pause cancels the running job, and Seek while p
 starts again from the chosen frame. Export writes the comparison video with `core.compare.compare_video`
 (also in the worker, never over an existing file); Snapshot saves the shown frame side by side.
 
-Class images are the session's (shared with the Detection tab); while there are none, the demo video's
-sample classes (`resources/samples/samples.json`) are used, so the tab works out of the box on the
-default model. Without a pruned model the original plays alone and the right pane says how to get one.
+Class images are the sample video's classes (`resources/samples/samples.json`), so the tab works out of
+the box, unless "Use the Detection tab's class images" is on (a project setting); the Detection tab's
+images never change what the video shows without that switch. Without a pruned model the original plays
+alone and the right pane says how to get one.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from core.resources import samples_dir
 
 log = logging.getLogger(__name__)
 
-SIDE_BY_SIDE_PREFERENCE = 1.25  # stack the panes only when that shows the frames 25 % larger
 REFRESH_DELAY_MS = 120  # settings changes within this time give one re-run of the shown frame
 NO_PRUNED_HINT = ("No pruned model.\n\nPrune one in the Pruning tab, or File → Open pruned model…, to compare it "
                   "here with the original. Until then the original plays alone on the left.")
@@ -117,9 +117,15 @@ class VideoView(QWidget):
         sl.addWidget(self.demo_button)
         sl.addWidget(self.source_label)
 
-        # -- class images: the session's (shared with the Detection tab), else the demo video's classes
-        self.classes = ClassImageList(session, self.dialogs, self._folder, "Class images (shared with Detection)")
+        # -- class images: the sample video's, or (switch) the Detection tab's
+        self.classes = ClassImageList(session, self.dialogs, self._folder, "Class images")
         self.classes.set_defaults(demo_classes)
+        self.classes.set_use_session(session.detection_settings.video_uses_detection_classes)
+        self.share_classes = QCheckBox("Use the Detection tab's class images")
+        self.share_classes.setToolTip("Off: the sample video's classes. On: the class images of the Detection tab "
+                                      "(add, crop and remove them there or here)")
+        self.share_classes.setChecked(session.detection_settings.video_uses_detection_classes)
+        self.classes.layout().insertWidget(0, self.share_classes)
         self.classes_note = QLabel()
         self.classes_note.setWordWrap(True)
         self.classes_note.setStyleSheet("color: palette(mid);")
@@ -176,7 +182,7 @@ class VideoView(QWidget):
         self.panes = {"original": ImagePane("Original", "Open a video, then Play."),
                       "pruned": ImagePane("Pruned", NO_PRUNED_HINT)}
         self.panes["pruned"].link(self.panes["original"])  # zoom and pan together
-        self.pane_area = PaneArea(list(self.panes.values()), stack_gain=SIDE_BY_SIDE_PREFERENCE)
+        self.pane_area = PaneArea(list(self.panes.values()))
         self.side_labels = {"original": QLabel(), "pruned": QLabel()}
         for lab in self.side_labels.values():
             lab.setTextFormat(Qt.TextFormat.RichText)
@@ -225,6 +231,9 @@ class VideoView(QWidget):
         session.modelChanged.connect(self._models_changed)
         session.prunedModelChanged.connect(self._models_changed)
         session.classImagesChanged.connect(self._classes_changed)
+        self.share_classes.toggled.connect(
+            lambda on: session.set_detection_settings(video_uses_detection_classes=bool(on)))
+        session.detectionSettingsChanged.connect(self._sharing_changed)
         settings_box.shown.connect(self._schedule_refresh)
         self.runner.busyChanged.connect(self._runner_busy)
 
@@ -394,7 +403,7 @@ class VideoView(QWidget):
 
     def _class_inputs(self) -> tuple[list, list[str]] | None:
         s = self.session
-        specs = s.class_images or self.classes.defaults
+        specs = self.classes.active()
         try:
             return [s.class_image_array(c) for c in specs], [c.name for c in specs]
         except ValueError as e:
@@ -404,7 +413,8 @@ class VideoView(QWidget):
     def _settings(self) -> dict:
         ds = self.session.detection_settings
         return dict(target_size=float(self.target_size.value()) or None, score_threshold=ds.score_threshold,
-                    nms_iou=ds.nms_iou_threshold, max_detections=ds.max_shown)
+                    pruned_score_threshold=ds.pruned_score_threshold, nms_iou=ds.nms_iou_threshold,
+                    max_detections=ds.max_shown)
 
     def _start(self, request: tuple, quiet: bool = False) -> bool:
         kind = request[0]
@@ -547,15 +557,25 @@ class VideoView(QWidget):
         self._update_enabled()
         self._schedule_refresh()
 
-    def _classes_changed(self) -> None:
-        if self.classes.showing_defaults:
-            self.classes_note.setText("No class images chosen: the sample video's classes are used. Add… your own "
-                                      "(the Detection tab shares them).")
+    def _sharing_changed(self) -> None:
+        on = self.session.detection_settings.video_uses_detection_classes
+        if on != self.classes.use_session:
+            self.share_classes.setChecked(on)
+            self.classes.set_use_session(on)
+            self._classes_changed(force=True)
+
+    def _classes_changed(self, force: bool = False) -> None:
+        """The Detection tab's list changed (or the switch): re-run only when this tab uses that list."""
+        if not self.classes.use_session:
+            self.classes_note.setText("The sample video's classes.")
+        elif self.classes.showing_defaults:
+            self.classes_note.setText("The Detection tab has no class images: the sample video's classes are used.")
         else:
             self.classes_note.setText("")
         self.classes_note.setVisible(self.classes.showing_defaults)
         self._update_enabled()
-        self._schedule_refresh()
+        if force or self.classes.use_session or self.frame is None:
+            self._schedule_refresh()
 
     # Automatic runs (the first frame when the tab is shown, the frame on screen again after a change of
     # models, classes or settings) are deferred and never compete for the worker: they run only while the

@@ -39,6 +39,7 @@ class EvalReport:
     seconds: float
     seconds_per_image: float
     config: dict = field(default_factory=dict)
+    best_f1_threshold: float = float("nan")  # the score threshold a viewer should default to (MapResult)
 
     def to_json(self) -> dict:
         return {
@@ -47,6 +48,8 @@ class EvalReport:
             "per_class_ap": {str(k): round(v, 5) for k, v in self.per_class_ap.items()},
             "seconds": round(self.seconds, 2), "seconds_per_image": round(self.seconds_per_image, 4),
             "config": self.config,
+            "best_f1_threshold": None if self.best_f1_threshold != self.best_f1_threshold
+            else round(self.best_f1_threshold, 4),
         }
 
 
@@ -101,4 +104,5 @@ def evaluate(detector: Detector, dataset, *, split: str = "", config: EvalConfig
         config={"scales": list(config.scales), "target_size": size, "nms_iou": config.nms_iou_threshold,
                 "iou_threshold": config.iou_threshold, "device": str(detector.device),
                 "max_images": config.max_images, "exclude_spread": list(config.exclude_spread)},
+        best_f1_threshold=float(result.best_f1_threshold),
     )

@@ -78,6 +78,10 @@ class MapResult:
     per_class_ap: dict[int, float]  # only the classes that count in the mean
     num_gt: dict[int, int]  # non-difficult gt per class, for every class seen in gt or detections
     iou_threshold: float
+    # the score threshold with the best F1 over all classes pooled (what a viewer should show by default:
+    # models differ in score scale, a pruned one most of all), and that F1; NaN without detections
+    best_f1_threshold: float = math.nan
+    best_f1: float = math.nan
 
     def to_json(self) -> dict:
         """Plain JSON types; NaN becomes null, class ids become string keys."""
@@ -86,6 +90,7 @@ class MapResult:
         return {
             "map": num(self.map),
             "iou_threshold": float(self.iou_threshold),
+            "best_f1_threshold": num(self.best_f1_threshold), "best_f1": num(self.best_f1),
             "per_class_ap": {str(c): num(ap) for c, ap in self.per_class_ap.items()},
             "num_gt": {str(c): int(n) for c, n in self.num_gt.items()},
         }
@@ -180,5 +185,28 @@ def evaluate_map(detections: Sequence[ImageDetections], ground_truth: Sequence[I
             precision = tp / (tp + fp)
         per_class_ap[key] = average_precision(tp / n_pos[key], precision)
     mean = float(np.mean(list(per_class_ap.values()))) if per_class_ap else math.nan
+    threshold, f1 = best_f1_threshold([np.concatenate(v) for v in scores.values()],
+                                      [np.concatenate(v) for v in matches.values()], sum(n_pos.values()))
     return MapResult(map=mean, per_class_ap=per_class_ap, num_gt={k: n_pos[k] for k in sorted(n_pos)},
-                     iou_threshold=float(iou_threshold))
+                     iou_threshold=float(iou_threshold), best_f1_threshold=threshold, best_f1=f1)
+
+
+def best_f1_threshold(scores: Sequence[np.ndarray], matches: Sequence[np.ndarray], num_positives: int
+                      ) -> tuple[float, float]:
+    """(score threshold, F1) where keeping the detections scored at least that gives the best F1, all
+    classes pooled; detections matched to a difficult box (-1) are left out, as mAP leaves them out."""
+    s = np.concatenate(list(scores)) if len(scores) else np.zeros(0, np.float32)
+    m = np.concatenate(list(matches)) if len(matches) else np.zeros(0, np.int8)
+    keep = m >= 0
+    s, m = s[keep], m[keep]
+    if len(s) == 0 or num_positives == 0:
+        return math.nan, math.nan
+    order = np.argsort(-s, kind="stable")
+    s, m = s[order], m[order]
+    tp = np.cumsum(m == 1)
+    f1 = 2 * tp / (np.arange(1, len(s) + 1) + num_positives)
+    # a threshold keeps every detection of an equal score: judge each at the last of its ties
+    last_of_tie = np.r_[s[1:] != s[:-1], True]
+    f1 = np.where(last_of_tie, f1, -1.0)
+    i = int(np.argmax(f1))
+    return float(s[i]), float(f1[i])

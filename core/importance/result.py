@@ -2,8 +2,9 @@
 and `compute_importance`, the one job the CLI and the GUI run.
 
 A result is saved as two files written atomically: `PREFIX.npz` (the arrays) and `PREFIX.json`
-(everything else, including the npz's SHA-256, so a json never silently pairs with another run's
-arrays). JSON is the commit point: the npz is written first.
+(everything else, including a checksum of the arrays, so a json never silently pairs with another
+run's arrays or with damaged ones; also the npz's file SHA-256, which older versions check). JSON is
+the commit point: the npz is written first.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from core.importance.calibration import CalibrationProvenance, CalibrationSet
 from core.importance.criteria import CRITERIA, channel_order
 from core.importance.gradient import GRADIENT_METHODS, GradientConfig
 from core.importance.stats import Measurement, Meter, StatsConfig, collect_statistics, model_device
-from core.io import atomic_write_bytes, atomic_write_text
+from core.io import SNIFF_BYTES, ZIP_MAGIC, atomic_write_bytes, atomic_write_text, looks_like, zip_end_missing
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.os2d import OS2DModel
 from core.prune.units import Unit, find_units
@@ -40,6 +41,71 @@ _SEP = "|"
 
 class ImportanceFileError(InputError):
     """An importance file that cannot be used; the message names the file and the problem."""
+
+
+DAMAGED = "damaged: content does not match its checksum"
+ARRAYS_CHECKSUM_KEY = "arrays_sha256"
+
+
+def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
+    """SHA-256 over the arrays in sorted name order (name, dtype, shape, raw bytes): independent of how
+    the npz zip is laid out, so only a change of content changes it."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(f"\n{name}\0{a.dtype.str}\0{list(a.shape)}\n".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def _one_line(e: BaseException) -> str:
+    return (str(e).splitlines() or [type(e).__name__])[0][:200]
+
+
+def _read_json(path: Path):
+    """The json of a result, with errors in our words."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as e:
+        raise ImportanceFileError(path, f"cannot read JSON ({e.strerror or type(e).__name__})") from None
+    except UnicodeDecodeError:
+        kind = looks_like(path.read_bytes()[:SNIFF_BYTES])
+        raise ImportanceFileError(path, f"cannot read JSON (it looks like {kind})" if kind
+                                  else "cannot read JSON (not UTF-8 text)") from None
+    if not text.strip():
+        raise ImportanceFileError(path, "cannot read JSON (the file is empty)")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        kind = looks_like(text[:SNIFF_BYTES].encode())
+        where = f"invalid at line {e.lineno}, column {e.colno}"
+        raise ImportanceFileError(path, f"cannot read JSON ({where}; it looks like {kind})" if kind and kind != "a JSON file"
+                                  else f"cannot read JSON ({where})") from None
+    except RecursionError:
+        raise ImportanceFileError(path, "cannot read JSON (nested too deeply)") from None
+
+
+def _read_npz(path: Path, data: bytes) -> tuple[dict[str, np.ndarray], str]:
+    """(arrays, "") or ({}, what is wrong) for the bytes of an npz, in our words."""
+    if not data:
+        return {}, "the file is empty"
+    if not data.startswith(ZIP_MAGIC):
+        kind = looks_like(data[:SNIFF_BYTES])
+        return {}, f"it looks like {kind}" if kind else "not an npz archive"
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+    except Exception:  # BadZipFile, struct.error, ... on a damaged archive
+        if zip_end_missing(path, len(data)):
+            return {}, f"truncated or corrupt: {len(data):,} bytes, expected more"
+        return {}, "corrupt: its table of contents is damaged"
+    zf.close()
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}, ""
+    except zipfile.BadZipFile as e:
+        return {}, DAMAGED if "CRC" in str(e) else "corrupt: an entry of the archive is damaged"
+    except Exception:  # numpy's format reader raises ValueError, EOFError, OSError, ... on damaged arrays
+        return {}, "corrupt: an array in it cannot be read"
 
 
 def model_digest(model: OS2DModel) -> str:
@@ -111,19 +177,22 @@ class ImportanceResult:
         data = buf.getvalue()
         atomic_write_bytes(npz_path, data)
         meta = self.to_json(npz_path.name, hashlib.sha256(data).hexdigest())
+        meta[ARRAYS_CHECKSUM_KEY] = arrays_digest(arrays)
         atomic_write_text(json_path, json.dumps(meta, indent=1, sort_keys=False) + "\n")
         return npz_path, json_path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ImportanceResult":
-        """Read PREFIX.json and its npz (PATH may be the prefix or either file)."""
+        """Read PREFIX.json and its npz (PATH may be the prefix or either file).
+
+        The arrays are checked against the checksum the json records; files saved before it carry
+        only the npz's file hash, which is checked instead."""
         npz_default, json_path = _paths(path)
+        if json_path.is_dir():
+            raise ImportanceFileError(json_path, "is a directory, expected an importance result (PREFIX.json)")
         if not json_path.is_file():
             raise ImportanceFileError(json_path, "importance result not found (expected PREFIX.json beside PREFIX.npz)")
-        try:
-            meta = json.loads(json_path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ImportanceFileError(json_path, f"cannot read JSON: {e}") from None
+        meta = _read_json(json_path)
         if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
             raise ImportanceFileError(json_path, f"not an os2d-studio importance result (format "
                                                  f"{meta.get('format') if isinstance(meta, dict) else None!r})")
@@ -137,19 +206,35 @@ class ImportanceResult:
             timings = {k: Measurement.from_json(v) for k, v in meta.get("timings", {}).items()}
             stats_config = StatsConfig.from_json(meta.get("stats_config", {}))
             gradient_config = GradientConfig.from_json(meta.get("gradient_config", {}))
-        except (KeyError, TypeError, ValueError) as e:
-            raise ImportanceFileError(json_path, f"malformed result ({type(e).__name__}: {e})") from None
-        npz_path = json_path.parent / meta["npz"] if meta.get("npz") else npz_default
+            model_info = dict(meta.get("model", {}))
+            npz_name = meta.get("npz") or ""
+            if not isinstance(npz_name, str) or Path(npz_name).name != npz_name:
+                raise ValueError(f"'npz' must be a file name beside the json, got {npz_name!r}")
+        except KeyError as e:
+            raise ImportanceFileError(json_path, f"malformed result (missing field {e})") from None
+        except (TypeError, ValueError, AttributeError) as e:
+            raise ImportanceFileError(json_path, f"malformed result ({_one_line(e)})") from None
+        npz_path = json_path.parent / npz_name if npz_name else npz_default
+        if npz_path.is_dir():
+            raise ImportanceFileError(npz_path, f"is a directory, expected the arrays file named by {json_path.name}")
         if not npz_path.is_file():
             raise ImportanceFileError(npz_path, f"arrays file missing (named by {json_path.name})")
-        data = npz_path.read_bytes()
-        if meta.get("npz_sha256") and hashlib.sha256(data).hexdigest() != meta["npz_sha256"]:
-            raise ImportanceFileError(npz_path, f"does not match {json_path.name} (changed or from another save)")
         try:
-            with np.load(io.BytesIO(data), allow_pickle=False) as z:
-                arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise ImportanceFileError(npz_path, f"not a readable npz ({e})") from None
+            data = npz_path.read_bytes()
+        except OSError as e:
+            raise ImportanceFileError(npz_path, f"cannot read the file ({e.strerror or type(e).__name__})") from None
+        recorded_file = meta.get("npz_sha256")
+        file_changed = bool(recorded_file) and hashlib.sha256(data).hexdigest() != recorded_file
+        arrays, problem = _read_npz(npz_path, data)
+        if problem:
+            raise ImportanceFileError(npz_path, f"does not match {json_path.name} ({problem})" if file_changed
+                                      else f"not a readable npz ({problem})" if problem != DAMAGED else problem)
+        recorded = meta.get(ARRAYS_CHECKSUM_KEY)
+        if recorded is not None:
+            if recorded != arrays_digest(arrays):
+                raise ImportanceFileError(npz_path, DAMAGED)
+        elif file_changed:
+            raise ImportanceFileError(npz_path, f"does not match {json_path.name} (changed or from another save)")
         scores: dict[str, dict[str, np.ndarray]] = {}
         orders: dict[str, dict[str, np.ndarray]] = {}
         for crit in criteria:
@@ -162,10 +247,13 @@ class ImportanceResult:
                     if arrays[key].shape != (c,):
                         raise ImportanceFileError(npz_path, f"{kind}s of '{crit}' for unit {name} have shape "
                                                             f"{arrays[key].shape}, expected ({c},)")
+                    if kind == "order" and not np.array_equal(np.sort(arrays[key]), np.arange(c)):
+                        raise ImportanceFileError(npz_path, f"orders of '{crit}' for unit {name} are not a "
+                                                            f"permutation of its {c} channels")
                     dest[crit][name] = arrays[key]
         return cls(units=tuple(n for n, _ in units), channels=tuple(c for _, c in units),
                    scores=_frozen(scores), orders=_frozen(orders), calibration=calibration,
-                   model=dict(meta.get("model", {})), timings=timings, stats_config=stats_config,
+                   model=model_info, timings=timings, stats_config=stats_config,
                    gradient_config=gradient_config, device=str(meta.get("device", "cpu")))
 
 
@@ -184,7 +272,16 @@ def _frozen(d: dict[str, dict[str, np.ndarray]]) -> Mapping[str, Mapping[str, np
 
 # -- the job ----------------------------------------------------------------------------------------
 
-def compute_importance(model: OS2DModel, calib: CalibrationSet, criteria: Sequence[str], *,
+DATA_FREE_PROVENANCE = CalibrationProvenance(dataset="", split="", image_ids=(), target_size=0.0, seed=0,
+                                             selection="none (computed from the weights)")
+
+
+def data_free(criteria: Sequence[str]) -> bool:
+    """True when every criterion reads only the weights (weight L1, BN gamma): no images needed."""
+    return all(c in CRITERIA and not CRITERIA[c].needs_statistics for c in criteria)
+
+
+def compute_importance(model: OS2DModel, calib: CalibrationSet | None, criteria: Sequence[str], *,
                        units: Sequence[Unit] | None = None, stats_config: StatsConfig = StatsConfig(),
                        gradient_config: GradientConfig = GradientConfig(), model_path: str = "",
                        progress: Progress = no_progress, cancel: CancelToken | None = None) -> ImportanceResult:
@@ -192,7 +289,8 @@ def compute_importance(model: OS2DModel, calib: CalibrationSet, criteria: Sequen
 
     Gradient-free criteria share one statistics pass; "lcp" and "taylor" run the gradient references
     of `core.importance.gradient` with the statistics' context boxes (`stats_config.context_scale`).
-    Each phase's wall time and peak memory go into `timings`.
+    Each phase's wall time and peak memory go into `timings`. Data-free criteria take no calibration
+    set (`calib` None).
     """
     gradient_config = replace(gradient_config, context_scale=stats_config.context_scale)
     criteria = list(dict.fromkeys(criteria))
@@ -200,9 +298,12 @@ def compute_importance(model: OS2DModel, calib: CalibrationSet, criteria: Sequen
     if unknown or not criteria:
         raise ValueError(f"unknown criteria {', '.join(unknown) or '(none given)'}; "
                          f"expected some of {', '.join(ALL_CRITERIA)}")
+    if calib is None and not data_free(criteria):
+        needy = [c for c in criteria if not data_free([c])]
+        raise ValueError(f"criteria {', '.join(needy)} need calibration images (a dataset)")
     units = list(units) if units is not None else find_units(model)
     device = model_device(model)
-    n, u = len(calib), len(units)
+    n, u = (len(calib) if calib is not None else 0), len(units)
     need_stats = any(c in CRITERIA and CRITERIA[c].needs_statistics for c in criteria)
     plan = ([("statistics", n)] if need_stats else []) + [(c, n * (u if c == "lcp" else 1))
                                                           for c in criteria if c in GRADIENT_METHODS]
@@ -237,6 +338,7 @@ def compute_importance(model: OS2DModel, calib: CalibrationSet, criteria: Sequen
     orders = {c: {name: channel_order(s) for name, s in per_unit.items()} for c, per_unit in scores.items()}
     return ImportanceResult(
         units=tuple(x.name for x in units), channels=tuple(x.channels for x in units),
-        scores=_frozen(scores), orders=_frozen(orders), calibration=calib.provenance,
+        scores=_frozen(scores), orders=_frozen(orders),
+        calibration=calib.provenance if calib is not None else DATA_FREE_PROVENANCE,
         model={"sha256": model_digest(model), "path": str(model_path), "config": model.config.to_json()},
         timings=timings, stats_config=stats_config, gradient_config=gradient_config, device=str(device))

@@ -166,8 +166,9 @@ def test_original_and_pruned_side_by_side(ready, wait_idle, tiny_model_path, tmp
     ready.controller.open_model(pruned_path, "pruned")
     wait_idle(ready)
     assert view.compare.model().item(2).isEnabled()
-    view.compare.setCurrentText("both")
-    view.score_slider.setValue(-1.0)
+    assert view.compare.currentText() == "both"  # a pruned model opens beside the original
+    # random weights score low: show every box on both sides (each side has its own threshold)
+    ready.session.set_detection_settings(score_threshold=-1.0, pruned_score_threshold=-1.0)
     run = detect(ready, wait_idle)
     assert set(run.detections) == {"original", "pruned"}
     assert view.panes["original"].isVisible() and view.panes["pruned"].isVisible()
@@ -177,10 +178,12 @@ def test_original_and_pruned_side_by_side(ready, wait_idle, tiny_model_path, tmp
     from PySide6.QtWidgets import QBoxLayout
 
     area = view.pane_area
-    area.set_image_size((100, 1000))  # a wide strip shows larger stacked
-    assert area.box.direction() == QBoxLayout.Direction.TopToBottom
-    area.set_image_size((1000, 100))  # a tall one side by side
+    area.resize(area.narrow_px + 200, 600)  # left | right, whatever the image's shape
+    area.set_image_size((100, 1000))
     assert area.box.direction() == QBoxLayout.Direction.LeftToRight
+    area.resize(area.narrow_px - 100, 600)  # one above the other only when too narrow for two columns
+    area.set_image_size((100, 1000))
+    assert area.box.direction() == QBoxLayout.Direction.TopToBottom
     view.compare.setCurrentText("pruned")
     assert not view.panes["original"].isVisible() and view.panes["pruned"].isVisible()
     ready.controller.unload_pruned()

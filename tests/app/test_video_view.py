@@ -188,14 +188,17 @@ def test_settings_rerun_the_frame_on_screen(qtbot, compared, wait_idle):
     assert view.seek(10)
     wait_idle(compared)
     before = view.frame
-    view.score_slider.setValue(0.95)  # the session's threshold, shared with the Detection tab
+    view.score_slider.setValue(0.95)  # the original side's threshold, shared with the Detection tab
+    view.settings.pruned_score_slider.setValue(0.9)  # the pruned side has its own
     assert compared.session.detection_settings.score_threshold == pytest.approx(0.95)
+    assert compared.session.detection_settings.pruned_score_threshold == pytest.approx(0.9)
     qtbot.waitUntil(lambda: view.frame is not before, timeout=120_000)
     wait_idle(compared)
     assert view.frame.index == 10
-    for res in (view.frame.result.original, view.frame.result.pruned):
-        assert (res.detections.scores >= 0.95).all()
+    assert (view.frame.result.original.detections.scores >= 0.95).all()
+    assert (view.frame.result.pruned.detections.scores >= 0.9).all()
     assert compared.detection_view.score_slider.value() == pytest.approx(0.95)
+    assert compared.detection_view.settings.pruned_score_slider.value() == pytest.approx(0.9)
 
 
 def test_original_alone_without_a_pruned_model(qtbot, window, wait_idle, message_boxes, tmp_path):
