@@ -1,4 +1,5 @@
-"""Atomic file writes: a reader (or a crash) never sees half a file."""
+"""Files: atomic writes (a reader, or a crash, never sees half a file) and telling what a file is, so a
+loader that meets a foreign or truncated file can say so in its own words."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+
+SNIFF_BYTES = 4096  # how much of a file `looks_like` reads
 
 
 def _umask() -> int:
@@ -53,3 +56,57 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# -- what a file is ---------------------------------------------------------------------------------
+ZIP_MAGIC = b"PK\x03\x04"  # torch checkpoints and npz archives are zips
+_KINDS = (  # (offset, magic bytes, what the file looks like)
+    (0, b"\x89PNG\r\n\x1a\n", "a PNG image"),
+    (0, b"\xff\xd8\xff", "a JPEG image"),
+    (0, b"GIF87a", "a GIF image"),
+    (0, b"GIF89a", "a GIF image"),
+    (0, b"%PDF", "a PDF document"),
+    (0, b"\x1f\x8b", "a gzip archive"),
+    (0, b"\x93NUMPY", "a NumPy array file"),
+    (0, b"\x89HDF", "an HDF5 file"),
+    (0, b"\x1aE\xdf\xa3", "a Matroska/WebM video"),
+    (0, ZIP_MAGIC, "a zip archive"),
+    (4, b"ftyp", "an MP4/MOV video"),
+    (8, b"WEBP", "a WebP image"),
+)
+
+
+def read_head(path: str | os.PathLike) -> tuple[int, bytes]:
+    """(size, first SNIFF_BYTES bytes); OSError passes through for the caller to word."""
+    with open(path, "rb") as f:
+        return os.fstat(f.fileno()).st_size, f.read(SNIFF_BYTES)
+
+
+def looks_like(head: bytes) -> str:
+    """Name a file's kind from its first bytes ("a PNG image"), or "" when nothing fits."""
+    for offset, magic, kind in _KINDS:
+        if head[offset:offset + len(magic)] == magic:
+            return kind
+    if head[:1] == b"\x80":
+        return "a Python pickle (not written by torch.save)"
+    if len(head) > 10 and head[8:10] == b'{"':
+        return "a safetensors file"
+    if len(head) > 3 and head[0] == 0x08 and head[1] < 0x20 and head[2] == 0x12:
+        return "an ONNX model (an export; open the checkpoint it was exported from)"
+    if b"\x00" not in head:
+        try:
+            text = head.decode("utf-8")
+        except UnicodeDecodeError as e:  # a character cut at the end of the sniffed bytes is still text
+            text = head[:e.start].decode("utf-8") if len(head) == SNIFF_BYTES and e.start >= SNIFF_BYTES - 3 else None
+        if text is not None:
+            return "a JSON file" if text.lstrip()[:1] in ("{", "[") else "a text file"
+    return ""
+
+
+def zip_end_missing(path: str | os.PathLike, size: int) -> bool:
+    """True when a zip lacks its end-of-archive record (22 bytes and a comment): the file was cut short."""
+    with open(path, "rb") as f:
+        f.seek(max(0, size - (1 << 16) - 22))
+        tail = f.read()
+    at = tail.rfind(b"PK\x05\x06")
+    return at < 0 or len(tail) - at < 22 + int.from_bytes(tail[at + 20:at + 22], "little")

@@ -226,9 +226,11 @@ class ImportanceResult:
         recorded_file = meta.get("npz_sha256")
         file_changed = bool(recorded_file) and hashlib.sha256(data).hexdigest() != recorded_file
         arrays, problem = _read_npz(npz_path, data)
+        if problem == DAMAGED:
+            raise ImportanceFileError(npz_path, DAMAGED)
         if problem:
             raise ImportanceFileError(npz_path, f"does not match {json_path.name} ({problem})" if file_changed
-                                      else f"not a readable npz ({problem})" if problem != DAMAGED else problem)
+                                      else f"not a readable npz ({problem})")
         recorded = meta.get(ARRAYS_CHECKSUM_KEY)
         if recorded is not None:
             if recorded != arrays_digest(arrays):

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from core.io import atomic_write_bytes
+from core.io import ZIP_MAGIC, atomic_write_bytes, looks_like, read_head, zip_end_missing
 from core.model.os2d import ModelConfig, OS2DModel
 
 FORMAT_NAME = "os2d-studio"
@@ -32,6 +32,8 @@ CLASS_TRUNK = "net_label_features.net_class_features."
 REGRESSOR = "os2d_head_creator.aligner.parameter_regressor."
 
 
+CHECKSUM_KEY = "content_sha256"  # our files' checksum of their content; see content_digest
+_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # torch's legacy header
 DAMAGED = "damaged: content does not match its checksum"
 
 
@@ -45,7 +47,8 @@ class LoadedModel:
     path: str
     kind: str  # "official", "os2d-studio", "trunk-only"
     meta: dict = field(default_factory=dict)  # provenance, metrics, eval_scale, plan, ...
-    sha256: str = ""
+    sha256: str = ""  # of the whole file
+    verified: bool = False  # the file recorded a content checksum and its content matched it
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -73,45 +76,6 @@ def _numpy_safe_globals() -> list:
     return allowed
 
 
-_SNIFF = 4096  # bytes read to tell what a file is
-_ZIP_MAGIC = b"PK\x03\x04"
-_LEGACY_MAGIC = b"\x80\x02\x8a\x0a" + (0x1950A86A20F9469CFC6C).to_bytes(10, "little")  # torch's legacy header
-_KINDS = (  # (offset, magic bytes, what the file looks like)
-    (0, b"\x89PNG\r\n\x1a\n", "a PNG image"),
-    (0, b"\xff\xd8\xff", "a JPEG image"),
-    (0, b"GIF87a", "a GIF image"),
-    (0, b"GIF89a", "a GIF image"),
-    (0, b"%PDF", "a PDF document"),
-    (0, b"\x1f\x8b", "a gzip archive"),
-    (0, b"\x93NUMPY", "a NumPy array file"),
-    (0, b"\x89HDF", "an HDF5 file"),
-    (0, b"\x1aE\xdf\xa3", "a Matroska/WebM video"),
-    (4, b"ftyp", "an MP4/MOV video"),
-    (8, b"WEBP", "a WebP image"),
-)
-
-
-def _looks_like(head: bytes) -> str:
-    """Name a foreign file's kind from its first bytes, or "" when nothing fits."""
-    for offset, magic, kind in _KINDS:
-        if head[offset:offset + len(magic)] == magic:
-            return kind
-    if head[:1] == b"\x80":
-        return "a Python pickle (not written by torch.save)"
-    if len(head) > 10 and head[8:10] == b'{"':
-        return "a safetensors file"
-    if len(head) > 3 and head[0] == 0x08 and head[1] < 0x20 and head[2] == 0x12:
-        return "an ONNX model (an export; open the checkpoint it was exported from)"
-    if b"\x00" not in head:
-        try:
-            text = head.decode("utf-8")
-        except UnicodeDecodeError as e:  # a character cut at the end of the sniffed bytes is still text
-            text = head[:e.start].decode("utf-8") if len(head) == _SNIFF and e.start >= _SNIFF - 3 else None
-        if text is not None:
-            return "a JSON file" if text.lstrip()[:1] in ("{", "[") else "a text file"
-    return ""
-
-
 def _zip_problem(path: Path, size: int) -> str:
     """Why a file that starts like a zip is unusable as a torch checkpoint; "" when the zip is sound."""
     import zipfile
@@ -119,12 +83,8 @@ def _zip_problem(path: Path, size: int) -> str:
     try:
         zf = zipfile.ZipFile(path)
     except Exception:  # zipfile raises BadZipFile, struct.error, EOFError, ... on a damaged archive
-        with open(path, "rb") as f:
-            f.seek(max(0, size - (1 << 16) - 22))
-            tail = f.read()
-        at = tail.rfind(b"PK\x05\x06")  # the end-of-archive record, 22 bytes and a comment
-        if at < 0 or len(tail) - at < 22 + int.from_bytes(tail[at + 20:at + 22], "little"):
-            return f"truncated or corrupt ({size:,} bytes, expected more)"  # the end of the file is missing
+        if zip_end_missing(path, size):
+            return f"truncated or corrupt ({size:,} bytes, expected more)"
         return "corrupt (its table of contents is damaged)"
     with zf:
         names = zf.namelist()
@@ -152,21 +112,19 @@ def read_file(path: str | os.PathLike) -> Any:
     if path.is_dir():
         raise CheckpointError(path, "is a directory, expected a model file")
     try:
-        size = path.stat().st_size
-        with open(path, "rb") as f:
-            head = f.read(_SNIFF)
+        size, head = read_head(path)
     except OSError as e:
         raise CheckpointError(path, f"cannot read the file ({e.strerror or type(e).__name__})") from None
     if size == 0:
         raise CheckpointError(path, "file is empty")
-    if head.startswith(_ZIP_MAGIC):
+    if head.startswith(ZIP_MAGIC):
         problem = _zip_problem(path, size)
         if problem:
             raise CheckpointError(path, problem)
     elif not head.startswith(_LEGACY_MAGIC):
-        if size < len(_LEGACY_MAGIC) and (_LEGACY_MAGIC.startswith(head) or _ZIP_MAGIC.startswith(head)):
+        if size < len(_LEGACY_MAGIC) and (_LEGACY_MAGIC.startswith(head) or ZIP_MAGIC.startswith(head)):
             raise CheckpointError(path, f"truncated or corrupt ({size:,} bytes, expected more)")
-        kind = _looks_like(head)
+        kind = looks_like(head)
         raise CheckpointError(path, f"not a PyTorch checkpoint (it looks like {kind})" if kind
                               else "not a PyTorch checkpoint")
     try:
@@ -254,7 +212,53 @@ def _with_branch_aliases(model: OS2DModel, sd: dict) -> dict:
     return out
 
 
+def content_digest(config: Mapping, meta: Mapping, sd: Mapping[str, torch.Tensor]) -> str:
+    """SHA-256 of what a loader uses: the config and meta (canonical JSON), then every tensor in sorted
+    key order as key, dtype, shape and raw bytes. It does not depend on how torch lays out the zip, so
+    it survives any re-save of the same content and catches any changed bit of it."""
+    h = hashlib.sha256()
+    h.update(json.dumps({"config": config, "meta": meta}, sort_keys=True, default=str).encode())
+    for key in sorted(sd):
+        t = sd[key]
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{key} is a {type(t).__name__}, not a tensor")
+        h.update(f"\n{key}\0{t.dtype}\0{list(t.shape)}\n".encode())
+        h.update(t.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def _verify_content(data: Mapping, path) -> bool:
+    """Check a recorded checksum (files written before checksums have none: False, loaded as before)."""
+    recorded = data.get(CHECKSUM_KEY)
+    if recorded is None:
+        return False
+    try:
+        ok = isinstance(recorded, str) and recorded == content_digest(data["config"], data.get("meta", {}),
+                                                                         data["state_dict"])
+    except (TypeError, ValueError, RuntimeError):  # a value that is no tensor, a config that is no JSON
+        ok = False
+    if not ok:
+        raise CheckpointError(path, DAMAGED)
+    return True
+
+
+def check_values(sd: Mapping[str, torch.Tensor], path) -> None:
+    """Refuse weights no trained network has: NaN or infinite values, negative batch-norm variances.
+    Such a file loads fine and then detects nothing, far from the cause."""
+    for key, t in sd.items():
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point() or t.numel() == 0:
+            continue
+        # a sum is finite when every value is, and far faster than isfinite; a huge sum that overflows
+        # is told apart by the slow check
+        if not bool(torch.isfinite(t.sum())) and not bool(torch.isfinite(t).all()):
+            kind = "NaN" if bool(torch.isnan(t).any()) else "infinite"
+            raise CheckpointError(path, f"layer {key} holds {kind} values")
+        if key.endswith("running_var") and bool(t.min() < 0):
+            raise CheckpointError(path, f"layer {key} holds negative values")
+
+
 def build_and_load(config: ModelConfig, sd: Mapping[str, torch.Tensor], path) -> OS2DModel:
+    check_values(sd, path)
     model = OS2DModel(config)
     conform_to_shapes(model, {k: tuple(v.shape) for k, v in sd.items()})
     full = _with_branch_aliases(model, dict(sd))
@@ -291,6 +295,7 @@ def load_trunk_weights(model: OS2DModel, path: str | os.PathLike) -> int:
     trunk = model.net_feature_maps
     own = trunk.state_dict()
     usable = {k: v for k, v in sd.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
+    check_values(usable, path)
     if len(usable) < len(own) // 2:
         raise CheckpointError(path, f"only {len(usable)} of {len(own)} trunk tensors match a {trunk.arch} trunk")
     trunk.load_state_dict(usable, strict=False)
@@ -314,8 +319,9 @@ def load_model(path: str | os.PathLike, *, config: ModelConfig | None = None) ->
             cfg = ModelConfig.from_json(data["config"])
         except (TypeError, ValueError) as e:
             raise CheckpointError(path, f"bad architecture config: {e}") from None
+        verified = _verify_content(data, path)
         model = build_and_load(cfg, data["state_dict"], path)
-        return LoadedModel(model, str(path), FORMAT_NAME, dict(data.get("meta", {})), digest)
+        return LoadedModel(model, str(path), FORMAT_NAME, dict(data.get("meta", {})), digest, verified)
     if "net" in data and isinstance(data["net"], dict):
         sd = data["net"]
         kind = "official"
@@ -368,13 +374,16 @@ def save_model(model: OS2DModel, path: str | os.PathLike, *, meta: dict | None =
     if path.exists() and not overwrite:
         raise CheckpointError(path, "file exists; refusing to overwrite it (choose another path or pass overwrite)")
     sd = unique_state_dict(model)
+    config = model.config.to_json()
+    plain_meta = json.loads(json.dumps(meta or {}, default=_plain))  # plain types only: loads with weights_only
     payload = {
         "format": FORMAT_NAME,
         "version": FORMAT_VERSION,
-        "config": model.config.to_json(),
+        "config": config,
         "shapes": {k: list(v.shape) for k, v in sd.items()},
         "state_dict": sd,
-        "meta": json.loads(json.dumps(meta or {}, default=_plain)),  # plain types only: loads with weights_only
+        "meta": plain_meta,
+        CHECKSUM_KEY: content_digest(config, plain_meta, sd),  # readers before checksums ignore it
     }
     atomic_torch_save(payload, path)
     return path
