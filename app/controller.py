@@ -15,8 +15,9 @@ from typing import Callable
 from PySide6.QtCore import QObject
 
 from app.dialogs import MODEL_FILTER, PROJECT_FILTER, Dialogs
+from app.folders import save_folder
 from app.jobs import ModelLoad, load_model_job
-from app.state import PROJECT_SUFFIX, ProjectError, Session
+from app.state import PROJECT_SUFFIX, ClassImageSpec, ProjectError, Session
 from app.worker import JobRunner
 from core.resources import default_model_path
 
@@ -79,6 +80,50 @@ class AppController(QObject):
             return False
         return self.open_model(default_model_path())
 
+    def open_startup(self) -> bool:
+        """The first start: the default model, its shipped pruned companion beside it, and the sample shelf
+        with its classes in the Detection tab; what that sets up is the session's clean baseline."""
+        from core.resources import companion_model_path
+
+        if default_model_problem() is not None:
+            return False
+        companion = companion_model_path()
+
+        def samples() -> None:
+            self.load_sample_detection()
+            self.session.mark_clean()
+
+        def pruned() -> None:
+            if companion.is_file() and self.session.model is not None:
+                self.open_model(companion, "pruned", then=samples)
+            else:
+                samples()
+
+        return self.open_model(default_model_path(), then=pruned)
+
+    def load_sample_detection(self) -> None:
+        """The sample shelf and its classes as the Detection tab's inputs (when none are chosen), shown at
+        the score threshold the sample manifest gives the default model."""
+        import json
+
+        from core.resources import samples_dir
+
+        s = self.session
+        try:
+            m = json.loads((samples_dir() / "samples.json").read_text(encoding="utf-8"))
+            if s.target_image is None:
+                s.set_target(str(samples_dir() / m["shelf_image"]))
+            if not s.class_images:
+                s.add_class_images([ClassImageSpec(Path(c).stem, str((samples_dir() / c).resolve()))
+                                    for c in m["class_images"]])
+        except (OSError, ValueError, KeyError) as e:  # samples not installed or damaged: start empty
+            log.warning("sample detection inputs: %s", e)
+            return
+        model = s.model
+        if model is not None and model.path and Path(model.path).resolve() == default_model_path().resolve() \
+                and isinstance(m.get("min_score"), (int, float)):
+            s.set_detection_settings(score_threshold=float(m["min_score"]))
+
     def unload_pruned(self) -> None:
         self.session.set_pruned(None)
 
@@ -114,7 +159,7 @@ class AppController(QObject):
     def save_project(self, save_as: bool = False) -> bool:
         path = self.session.project_path
         if save_as or not path:
-            suggested = path or str(Path.cwd() / f"untitled{PROJECT_SUFFIX}")
+            suggested = path or str(save_folder("projects") / f"untitled{PROJECT_SUFFIX}")
             path = self.dialogs.save_file("Save project", PROJECT_FILTER, suggested)
             if not path:
                 return False

@@ -39,6 +39,10 @@ class Dialogs:
         box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self.parent)
         box.exec()
 
+    def info(self, title: str, message: str) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, title, message, QMessageBox.StandardButton.Ok, self.parent)
+        box.exec()
+
     def ask_save_changes(self) -> SaveAnswer:
         box = QMessageBox(QMessageBox.Icon.Question, "Unsaved changes",
                           "The project has unsaved changes. Save them before closing?",
@@ -74,7 +78,8 @@ class HeadlessDialogs(Dialogs):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.messages: list[tuple[str, str, str]] = []  # (level, title, message)
+        self.messages: list[tuple[str, str, str]] = []  # (level, title, message): warnings and errors
+        self.notes: list[tuple[str, str]] = []  # (title, message): information
 
     def error(self, title: str, message: str, details: str = "") -> None:
         log.error("%s: %s", title, message)
@@ -83,6 +88,10 @@ class HeadlessDialogs(Dialogs):
     def warning(self, title: str, message: str) -> None:
         log.warning("%s: %s", title, message)
         self.messages.append(("warning", title, message))
+
+    def info(self, title: str, message: str) -> None:
+        log.info("%s: %s", title, message)
+        self.notes.append((title, message))
 
     def ask_save_changes(self) -> SaveAnswer:
         return "discard"

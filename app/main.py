@@ -461,7 +461,6 @@ def main(argv: list[str] | None = None) -> int:
     from app.controller import default_model_problem
     from app.dialogs import HeadlessDialogs
     from app.main_window import MainWindow
-    from core.resources import default_model_path
 
     window = MainWindow(dialogs=HeadlessDialogs() if args.screenshot else None)
     window.tabs.setCurrentIndex(TABS.index(args.tab))
@@ -471,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.ckpt:
         window.controller.open_model(args.ckpt)
     elif default_model_problem() is None:
-        window.controller.open_model(default_model_path())
+        window.controller.open_startup()
     if args.screenshot:
         idle = wait_until_idle(window.runner, args.timeout)
         app.processEvents()

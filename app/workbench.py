@@ -10,13 +10,13 @@ running) are told to the user through `Dialogs.warning`; job errors take the run
 from __future__ import annotations
 
 import logging
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
 from PySide6.QtCore import QObject
 
 from app.dialogs import MODEL_FILTER, Dialogs
+from app.folders import save_folder
 from app.pruning_jobs import (SENSITIVITY_RATIOS, FinetuneOutcome, PruneOutcome, SensitivityResult, evaluate_job,
                               finetune_job, importance_job, load_importance_job, prune_job, save_pruned_job,
                               sensitivity_groups, sensitivity_job)
@@ -55,7 +55,6 @@ class WorkbenchController(QObject):
         self.dialogs = dialogs
         self.checkpoint_every = 10  # fine-tuning checkpoints (a cancelled run resumes from the last one)
         self.latency_repeats = 5  # CPU latency runs per model in an evaluation
-        self.scratch_dir: Path | None = None  # the work folder without a project (created on first use)
 
     # -- where things go ------------------------------------------------------------------------------
     def dataset(self) -> str | None:
@@ -63,15 +62,13 @@ class WorkbenchController(QObject):
         return self.session.dataset_path or default_dataset()
 
     def work_dir(self) -> Path:
-        """Fine-tuning inputs, outputs and checkpoints: `NAME.work/` beside a saved project, else a
-        temporary folder kept for this session."""
+        """Fine-tuning inputs, outputs and checkpoints: `NAME.work/` beside a saved project, else
+        `Documents/os2d-studio/models` (never a temporary folder: a fine-tuned model is worth keeping)."""
         if self.session.project_path:
             p = Path(self.session.project_path)
             d = p.parent / f"{project_stem(p)}.work"
         else:
-            if self.scratch_dir is None:
-                self.scratch_dir = Path(tempfile.mkdtemp(prefix="os2d-studio-"))
-            d = self.scratch_dir
+            d = save_folder("models")
         d.mkdir(parents=True, exist_ok=True)
         return d
 
@@ -160,7 +157,7 @@ class WorkbenchController(QObject):
             return False
         s = self.session
         if path is None:
-            folder = Path(s.model.path).parent if s.model and s.model.path else Path.cwd()
+            folder = self.work_dir()  # the project's folder, else Documents/os2d-studio/models
             path = self.dialogs.save_file("Save pruned model", MODEL_FILTER, str(folder / self.suggested_pruned_name()))
             if not path:
                 return False
@@ -214,9 +211,28 @@ class WorkbenchController(QObject):
             return False
         s.start_finetune_log()
 
+        started_from = s.pruned_info
+
         def done(outcome: FinetuneOutcome) -> None:
-            s.set_pruned(outcome.info)
             s.set_finetune_summary(outcome.result.to_json())
+            res = outcome.result
+            name = Path(res.out).name
+            where = f"{name} in {Path(res.out).parent}"
+            before, after = res.map_before, res.map_after
+            scores = (f"held-out mAP@0.5 {before:.3f} → {after:.3f}" if before is not None and after is not None
+                      else "no held-out evaluation")
+            if before is not None and after is not None and after < before and started_from is not None:
+                # worse than where it started: keep the better model in view, say so, lose nothing
+                self.dialogs.warning(
+                    "Fine-tuning lowered mAP",
+                    f"Fine-tuning made the pruned model worse ({scores}), so the model it started from stays the "
+                    f"pruned model. The fine-tuned one is saved as {where}: File → Open pruned model… shows it. "
+                    "More iterations or a lower learning rate usually help.")
+                return
+            s.set_pruned(outcome.info)
+            self.dialogs.info("Fine-tuned model saved",
+                              f"The pruned model is now the fine-tuned {where} ({scores}). The model it "
+                              "started from is unchanged.")
 
         worker = self.runner.start("Fine-tuning", finetune_job, s.pruned.path, s.model.path, self.dataset(),
                                    str(self.finetune_output()), iterations=int(iterations),

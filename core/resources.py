@@ -26,6 +26,12 @@ def default_model_path() -> Path:
     return resources_dir() / "models" / "default.pt"
 
 
+def companion_model_path() -> Path:
+    """The default model pruned 50 % and fine-tuned (resources/models/README-pruned.md): what the app
+    opens beside the original, so a comparison is worth looking at from the first start."""
+    return resources_dir() / "models" / "default-pruned50.pt"
+
+
 def samples_dir() -> Path:
     return resources_dir() / "samples"
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QToolButton, QWidget
 
+from app.folders import save_folder
 from app.state import Session
 from app.workbench import WorkbenchController
 
@@ -45,7 +46,7 @@ class DatasetPicker(QWidget):
             self.session.set_dataset(text or None)
 
     def choose(self) -> None:
-        start = self.workbench.dataset() or str(Path.cwd())
+        start = self.workbench.dataset() or str(save_folder("benchmarks"))
         folder = self.workbench.dialogs.open_folder("Choose a dataset folder", start)
         if folder:
             self.session.set_dataset(folder)

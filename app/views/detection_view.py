@@ -23,6 +23,7 @@ from app.state import ClassImageSpec, Session
 from app.views.class_images import ClassImageList
 from app.views.detection_settings import DetectionSettingsBox
 from app.views.image_pane import ImagePane, PaneArea
+from app.views.pruned_banner import PrunedBanner
 from core.resources import samples_dir
 from core.visualize import class_color
 
@@ -93,8 +94,14 @@ class DetectionView(QWidget):
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(20)
         self.table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.banner = PrunedBanner(session)
+        panes_box = QWidget()
+        pl = QVBoxLayout(panes_box)
+        pl.setContentsMargins(0, 0, 0, 0)
+        pl.addWidget(self.banner)
+        pl.addWidget(self.pane_area, 1)
         splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(self.pane_area)
+        splitter.addWidget(panes_box)
         splitter.addWidget(self.table)
         splitter.setStretchFactor(0, 4)
         splitter.setStretchFactor(1, 1)

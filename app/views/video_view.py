@@ -33,9 +33,11 @@ from app.video_jobs import (ClassFeatureCache, VideoFrame, VideoInfo, VideoRun, 
 from app.views.class_images import ClassImageList
 from app.views.detection_settings import DetectionSettingsBox
 from app.views.image_pane import ImagePane, PaneArea
+from app.views.pruned_banner import PrunedBanner
 from core.compare import ONLY_COLOR
 from core.data.video import CAMERA_PREFIX
-from core.resources import samples_dir
+from app.folders import save_folder
+from core.resources import resources_dir, samples_dir
 
 log = logging.getLogger(__name__)
 
@@ -208,7 +210,9 @@ class VideoView(QWidget):
         transport.addWidget(self.slider, 1)
         transport.addWidget(self.frame_label)
 
+        self.banner = PrunedBanner(session)
         right = QVBoxLayout()
+        right.addWidget(self.banner)
         right.addWidget(self.pane_area, 1)
         right.addLayout(stats)
         right.addWidget(self.agreement_label)
@@ -494,9 +498,9 @@ class VideoView(QWidget):
         from app.workbench import unique_path
 
         stem = Path(self.spec).stem if self.spec and not self.spec.startswith(CAMERA_PREFIX) else "camera"
-        folder = Path(self._folder() or Path.home())
-        if not os.access(folder, os.W_OK) or folder.resolve() == samples_dir().resolve():
-            folder = Path.home()
+        folder = Path(self._folder()) if self._folder() else save_folder("videos")
+        if not os.access(folder, os.W_OK) or folder.resolve().is_relative_to(resources_dir().resolve()):
+            folder = save_folder("videos")  # never into the installed app's samples
         return str(unique_path(folder / f"{stem}-{what}{suffix}"))
 
     def export_video(self, path: str | os.PathLike | None = None, frames: int | None = None) -> bool:

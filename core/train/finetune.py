@@ -11,7 +11,7 @@ from typing import Callable
 from core.data.grozi import open_dataset
 from core.detect import Detector, pick_device
 from core.eval.evaluate import EvalConfig, evaluate
-from core.jobs import CancelToken, Progress, no_progress
+from core.jobs import CancelToken, Phases, Progress, no_progress
 from core.model.checkpoint import load_model
 from core.train.batches import BatchConfig
 from core.train.loop import TrainConfig, TrainResult, train
@@ -74,13 +74,17 @@ def iterations_for(cfg: FinetuneConfig, num_images: int) -> int:
     return max(1, math.ceil(cfg.epochs * num_images / cfg.batch.batch_size))
 
 
-def split_map(model, val_ds, device, scale: float, max_images: int, cancel: CancelToken) -> float | None:
+def split_map(model, val_ds, device, scale: float, max_images: int, cancel: CancelToken,
+              progress: Progress = no_progress) -> float | None:
     """mAP@0.5 of `model` on the val split at the model's scale (None without a split): the before /
     after measurement of the fine-tuning jobs."""
     if val_ds is None:
         return None
     return evaluate(Detector(model, device, target_size=scale), val_ds, split="val",
-                    config=EvalConfig(max_images=max_images), cancel=cancel).map
+                    config=EvalConfig(max_images=max_images), progress=progress, cancel=cancel).map
+
+
+SECONDS_PER_ITERATION_PER_IMAGE = 3.0  # phase weights: a training iteration costs about 3 evaluated images
 
 
 def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: CancelToken | None = None,
@@ -94,25 +98,36 @@ def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: C
     loaded = load_model(cfg.model)
     scale = float(loaded.meta.get("eval_scale") or train_ds.eval_scale)
 
-    def val_map(model) -> float | None:
-        return split_map(model, val_ds, device, scale, cfg.eval_images, cancel)
+    iterations = iterations_for(cfg, len(train_ds.images))
+    n_eval = 0
+    if val_ds is not None:
+        n_eval = min(cfg.eval_images, len(val_ds.images)) if cfg.eval_images > 0 else len(val_ds.images)
+    steps = [("training", iterations * SECONDS_PER_ITERATION_PER_IMAGE)]
+    if val_ds is not None:  # the before/after evaluations are steps of the bar, not a blank wait
+        steps = ([("mAP before", n_eval)] + ([("teacher's mAP", n_eval)] if cfg.teacher else []) + steps
+                 + [("mAP after", n_eval)])
+    phases = Phases(progress, steps)
+
+    def val_map(model, phase: str) -> float | None:
+        return split_map(model, val_ds, device, scale, cfg.eval_images, cancel, progress=phases(phase))
 
     teacher = load_model(cfg.teacher) if cfg.teacher else None
-    before = val_map(loaded.model)
-    teacher_map = val_map(teacher.model) if teacher is not None else None
+    before = val_map(loaded.model, "mAP before")
+    teacher_map = val_map(teacher.model, "teacher's mAP") if teacher is not None else None
     loss = replace(trained_loss(loaded.meta, teacher.meta if teacher is not None else {}), giou_weight=cfg.giou_weight)
     if cfg.match_weight is not None:
         loss = replace(loss, match_weight=cfg.match_weight)
     del teacher  # the training loop loads its own copy
     tcfg = TrainConfig(
         dataset=cfg.dataset, out=cfg.out, work_dir=cfg.work_dir, init=cfg.model, teacher=cfg.teacher,
-        iterations=iterations_for(cfg, len(train_ds.images)), lr=cfg.lr, optimizer=cfg.optimizer, warmup=10,
+        iterations=iterations, lr=cfg.lr, optimizer=cfg.optimizer, warmup=10,
         batch=replace(cfg.batch, train_scale=cfg.batch.train_scale or scale),
         loss=loss,
         distill_score_weight=cfg.distill_score_weight if cfg.teacher else 0.0,
         distill_attention_weight=cfg.distill_attention_weight if cfg.teacher else 0.0,
         eval_every=0, checkpoint_every=cfg.checkpoint_every, seed=cfg.seed, device=cfg.device, threads=cfg.threads,
     )
-    res = train(tcfg, progress=progress, cancel=cancel, log=log)
-    after = val_map(load_model(cfg.out).model) if val_ds is not None else None
+    res = train(tcfg, progress=phases("training"), cancel=cancel, log=log)
+    after = val_map(load_model(cfg.out).model, "mAP after") if val_ds is not None else None
+    phases.done()
     return FinetuneResult(cfg.out, before, after, teacher_map, res)

@@ -26,8 +26,10 @@ def _pyqtgraph_options():
 
 @pytest.fixture(autouse=True)
 def _isolated_settings(tmp_path, monkeypatch):
-    """Recent files and window state go to a temporary folder, never the user's config."""
+    """Recent files and window state go to a temporary folder, never the user's config; so do the files
+    the app saves by default (Documents/os2d-studio)."""
     QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp_path / "settings"))
+    monkeypatch.setenv("OS2D_STUDIO_DOCUMENTS", str(tmp_path / "documents"))
     yield
 
 
@@ -139,5 +141,4 @@ def bench(window, wait_idle, bench_model_path, tiny_dataset, tmp_path):
     assert window.session.model_info is not None and window.session.model_info.units
     window.session.set_dataset(str(tiny_dataset))
     window.workbench.latency_repeats = 1
-    window.workbench.scratch_dir = tmp_path / "work"
     return window

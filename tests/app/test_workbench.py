@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -161,7 +163,7 @@ def test_prune_and_save_never_over_the_original(bench, wait_idle, tmp_path, mess
     assert "refusing to overwrite" in message_boxes[-1]["text"] and other.read_bytes() == b"not mine"
 
 
-def test_finetune_two_iterations_with_a_live_loss_curve(bench, wait_idle):
+def test_finetune_two_iterations_with_a_live_loss_curve(bench, wait_idle, tmp_path, message_boxes):
     s = bench.session
     prune(bench, wait_idle, 0.3)  # no importance: the data-free weight_l1 criterion
     assert s.prune_result.plan.criterion == "weight_l1"
@@ -176,7 +178,15 @@ def test_finetune_two_iterations_with_a_live_loss_curve(bench, wait_idle):
     wait_idle(bench)
     assert [it for it, _ in seen] == [1, 2]
     assert [n for _, n in seen] == [1, 2]  # the curve grew with each entry, while the job ran
-    assert s.pruned.path.endswith("-ft.pt") and s.pruned_info.summary.parameters == pruned_params
+    out = Path(s.finetune_summary["out"])  # a new file in the default models folder, never a temporary one
+    assert out.name.endswith("-ft.pt") and out.parent == tmp_path / "documents" / "models" and out.is_file()
+    if s.finetune_summary["map_after"] < s.finetune_summary["map_before"]:  # kept the better model, said so
+        assert message_boxes[-1]["title"] == "Fine-tuning lowered mAP"
+        bench.controller.open_model(out, "pruned")
+        wait_idle(bench)
+    else:
+        assert message_boxes[-1]["title"] == "Fine-tuned model saved" and out.name in message_boxes[-1]["text"]
+    assert s.pruned.path == str(out) and s.pruned_info.summary.parameters == pruned_params
     assert s.pruned.meta["teacher"] == s.model.path
     assert s.pruned.meta["training"]["config"]["lr"] == pytest.approx(1e-4)  # the panel's learning rate
     assert s.finetune_summary["iterations"] == 2 and s.finetune_summary["map_after"] is not None
@@ -194,7 +204,7 @@ def test_cancel_finetune_midway_keeps_a_resumable_checkpoint(bench, wait_idle, t
     wait_idle(bench)
     assert cancelled == ["Fine-tuning"] and not bench.runner.busy
     assert not bench.job_status.isVisible()
-    work = tmp_path / "work"
+    work = tmp_path / "documents" / "models"
     source = s.pruned.path  # the in-memory model was saved into the work folder first
     assert source.startswith(str(work)) and s.pruned.meta.get("teacher") is None
     out = work / (source.rsplit("/", 1)[1].replace(".pt", "-ft.pt"))
@@ -206,7 +216,30 @@ def test_cancel_finetune_midway_keeps_a_resumable_checkpoint(bench, wait_idle, t
     assert bench.workbench.finetune(2, eval_images=1)
     wait_idle(bench)
     assert [e["iteration"] for e in s.finetune_log] == [2]
-    assert s.pruned.path == str(out) and out.is_file()
+    assert out.is_file() and s.finetune_summary["out"] == str(out)
+
+
+def test_finetune_that_lowers_map_keeps_the_model_it_started_from(bench, wait_idle, monkeypatch, message_boxes):
+    import app.workbench as wb
+
+    real = wb.finetune_job
+
+    def worse(*args, **kwargs):
+        outcome = real(*args, **kwargs)
+        res = outcome.result
+        return replace(outcome, result=replace(res, map_before=0.9, map_after=0.7))
+
+    monkeypatch.setattr(wb, "finetune_job", worse)
+    s = bench.session
+    prune(bench, wait_idle, 0.3)
+    assert bench.workbench.finetune(1, eval_images=1)
+    wait_idle(bench)
+    started_from = s.pruned.path  # saved into the models folder before fine-tuning
+    out = Path(s.finetune_summary["out"])
+    assert out.is_file() and str(out) != started_from and s.pruned.meta.get("teacher") is None
+    box = message_boxes[-1]
+    assert box["title"] == "Fine-tuning lowered mAP"
+    assert "0.900 → 0.700" in box["text"] and out.name in box["text"]
 
 
 def test_cancel_importance_leaves_the_session_as_it_was(bench, wait_idle):
