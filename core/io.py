@@ -88,7 +88,7 @@ def looks_like(head: bytes) -> str:
         if head[offset:offset + len(magic)] == magic:
             return kind
     if head[:1] == b"\x80":
-        return "a Python pickle (not written by torch.save)"
+        return "a Python pickle not written by torch.save"
     if len(head) > 10 and head[8:10] == b'{"':
         return "a safetensors file"
     if len(head) > 3 and head[0] == 0x08 and head[1] < 0x20 and head[2] == 0x12:

@@ -58,10 +58,6 @@ def arrays_digest(arrays: Mapping[str, np.ndarray]) -> str:
     return h.hexdigest()
 
 
-def _one_line(e: BaseException) -> str:
-    return (str(e).splitlines() or [type(e).__name__])[0][:200]
-
-
 def _read_json(path: Path):
     """The json of a result, with errors in our words."""
     try:
@@ -89,6 +85,8 @@ def _read_npz(path: Path, data: bytes) -> tuple[dict[str, np.ndarray], str]:
     """(arrays, "") or ({}, what is wrong) for the bytes of an npz, in our words."""
     if not data:
         return {}, "the file is empty"
+    if len(data) < len(ZIP_MAGIC) and ZIP_MAGIC.startswith(data):
+        return {}, f"truncated or corrupt: {len(data):,} bytes, expected more"
     if not data.startswith(ZIP_MAGIC):
         kind = looks_like(data[:SNIFF_BYTES])
         return {}, f"it looks like {kind}" if kind else "not an npz archive"
@@ -98,7 +96,11 @@ def _read_npz(path: Path, data: bytes) -> tuple[dict[str, np.ndarray], str]:
         if zip_end_missing(path, len(data)):
             return {}, f"truncated or corrupt: {len(data):,} bytes, expected more"
         return {}, "corrupt: its table of contents is damaged"
-    zf.close()
+    with zf:
+        if zf.testzip() is not None:
+            return {}, DAMAGED
+        if not all(n.endswith(".npy") for n in zf.namelist()):
+            return {}, "not an npz archive: it holds other files"
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
             return {k: z[k] for k in z.files}, ""
@@ -197,23 +199,51 @@ class ImportanceResult:
             raise ImportanceFileError(json_path, f"not an os2d-studio importance result (format "
                                                  f"{meta.get('format') if isinstance(meta, dict) else None!r})")
         version = meta.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if "version" not in meta:
+            raise ImportanceFileError(json_path, "malformed result (missing field 'version')")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise ImportanceFileError(json_path, f"malformed result ('version' must be a whole number, got "
+                                                 f"{str(version)[:40]!r})")
+        if version > FORMAT_VERSION:
             raise ImportanceFileError(json_path, f"written by a newer os2d-studio (version {version}); please upgrade")
-        try:
-            units = [(str(u["name"]), int(u["channels"])) for u in meta["units"]]
-            criteria = [str(c) for c in meta["criteria"]]
-            calibration = CalibrationProvenance.from_json(meta["calibration"])
-            timings = {k: Measurement.from_json(v) for k, v in meta.get("timings", {}).items()}
-            stats_config = StatsConfig.from_json(meta.get("stats_config", {}))
-            gradient_config = GradientConfig.from_json(meta.get("gradient_config", {}))
-            model_info = dict(meta.get("model", {}))
-            npz_name = meta.get("npz") or ""
-            if not isinstance(npz_name, str) or Path(npz_name).name != npz_name:
-                raise ValueError(f"'npz' must be a file name beside the json, got {npz_name!r}")
-        except KeyError as e:
-            raise ImportanceFileError(json_path, f"malformed result (missing field {e})") from None
-        except (TypeError, ValueError, AttributeError) as e:
-            raise ImportanceFileError(json_path, f"malformed result ({_one_line(e)})") from None
+
+        def field(key: str, parse, what: str, default=KeyError):
+            """meta[key] parsed, or a one-line error saying what the field should be."""
+            if key not in meta and default is KeyError:
+                raise ImportanceFileError(json_path, f"malformed result (missing field '{key}')")
+            try:
+                return parse(meta.get(key, default))
+            except (KeyError, TypeError, ValueError, AttributeError):
+                raise ImportanceFileError(json_path, f"malformed result ('{key}' must be {what})") from None
+
+        def unit(u: dict) -> tuple[str, int]:
+            name, channels = u["name"], u["channels"]
+            if not isinstance(name, str) or isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+                raise ValueError
+            return name, channels
+
+        def names(v: list) -> list[str]:
+            if not all(isinstance(c, str) for c in v):
+                raise ValueError
+            return list(v)
+
+        def file_name(v) -> str:
+            if v is None:
+                return ""
+            if not isinstance(v, str) or Path(v).name != v:
+                raise ValueError
+            return v
+
+        units = field("units", lambda v: [unit(u) for u in v], "a list of {name, channels} with a positive whole "
+                                                                "number of channels")
+        criteria = field("criteria", names, "a list of names")
+        calibration = field("calibration", CalibrationProvenance.from_json, "a calibration record")
+        timings = field("timings", lambda v: {k: Measurement.from_json(m) for k, m in v.items()},
+                        "a mapping of job name to a measurement", {})
+        stats_config = field("stats_config", StatsConfig.from_json, "a statistics configuration", {})
+        gradient_config = field("gradient_config", GradientConfig.from_json, "a gradient configuration", {})
+        model_info = field("model", dict, "a mapping", {})
+        npz_name = field("npz", file_name, "the file name of the arrays beside the json", "")
         npz_path = json_path.parent / npz_name if npz_name else npz_default
         if npz_path.is_dir():
             raise ImportanceFileError(npz_path, f"is a directory, expected the arrays file named by {json_path.name}")
@@ -245,10 +275,11 @@ class ImportanceResult:
                 for kind, dest in (("score", scores), ("order", orders)):
                     key = f"{kind}{_SEP}{crit}{_SEP}{name}"
                     if key not in arrays:
-                        raise ImportanceFileError(npz_path, f"missing {kind}s of criterion '{crit}' for unit {name}")
+                        raise ImportanceFileError(npz_path, f"missing {kind}s of criterion '{crit}' for unit {name} "
+                                                            f"(listed in {json_path.name})")
                     if arrays[key].shape != (c,):
                         raise ImportanceFileError(npz_path, f"{kind}s of '{crit}' for unit {name} have shape "
-                                                            f"{arrays[key].shape}, expected ({c},)")
+                                                            f"{arrays[key].shape}; {json_path.name} says ({c},)")
                     if kind == "order" and not np.array_equal(np.sort(arrays[key]), np.arange(c)):
                         raise ImportanceFileError(npz_path, f"orders of '{crit}' for unit {name} are not a "
                                                             f"permutation of its {c} channels")

@@ -87,18 +87,20 @@ def _zip_problem(path: Path, size: int) -> str:
             return f"truncated or corrupt ({size:,} bytes, expected more)"
         return "corrupt (its table of contents is damaged)"
     with zf:
+        if any(i.header_offset + i.compress_size > size for i in zf.infolist()):
+            return f"truncated or corrupt ({size:,} bytes, expected more)"
+        try:  # the zip's own CRCs and headers: catches damage in files that carry no checksum of ours
+            bad = zf.testzip()
+        except Exception:
+            bad = "?"
+        if bad is not None:
+            return DAMAGED
         names = zf.namelist()
         if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
             if names and all(n.endswith(".npy") for n in names):
                 return "not a PyTorch checkpoint (it looks like a NumPy .npz archive)"
             return "not a PyTorch checkpoint (it looks like a zip archive of other files)"
-        if any(i.header_offset + i.compress_size > size for i in zf.infolist()):
-            return f"truncated or corrupt ({size:,} bytes, expected more)"
-        try:  # the zip's own CRCs: catches damage in files that carry no checksum of ours
-            bad = zf.testzip()
-        except Exception:
-            bad = "?"
-        return DAMAGED if bad is not None else ""
+        return ""
 
 
 def read_file(path: str | os.PathLike) -> Any:
@@ -311,16 +313,21 @@ def load_model(path: str | os.PathLike, *, config: ModelConfig | None = None) ->
     digest = file_sha256(path)
     if data.get("format") == FORMAT_NAME:
         version = data.get("version")
-        if not isinstance(version, int) or version > FORMAT_VERSION:
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise CheckpointError(path, f"bad format version {str(version)[:40]!r} (expected a whole number)")
+        if version > FORMAT_VERSION:
             raise CheckpointError(path, f"written by a newer os2d-studio (format version {version}); please upgrade")
         if "config" not in data or "state_dict" not in data:
             raise CheckpointError(path, "os2d-studio file without 'config' or 'state_dict' (truncated?)")
+        verified = _verify_content(data, path)  # damage first: it explains any odd value below
+        for key in ("config", "meta"):
+            if not isinstance(data.get(key, {}), dict):
+                raise CheckpointError(path, f"'{key}' is a {type(data[key]).__name__}, expected a mapping")
         try:
             cfg = ModelConfig.from_json(data["config"])
         except (TypeError, ValueError) as e:
             raise CheckpointError(path, f"bad architecture config: {e}") from None
-        verified = _verify_content(data, path)
-        model = build_and_load(cfg, data["state_dict"], path)
+        model = build_and_load(cfg, _tensors(data["state_dict"], path), path)
         return LoadedModel(model, str(path), FORMAT_NAME, dict(data.get("meta", {})), digest, verified)
     if "net" in data and isinstance(data["net"], dict):
         sd = data["net"]
@@ -335,10 +342,23 @@ def load_model(path: str | os.PathLike, *, config: ModelConfig | None = None) ->
         keys = ", ".join(map(str, list(data)[:5]))
         raise CheckpointError(path, f"unknown checkpoint layout (top-level keys: {keys}); expected an OS2D "
                                     "checkpoint with 'net' or an os2d-studio model")
+    sd = _tensors(sd, path)
     cfg = config or infer_config(sd, path)
     model = build_and_load(cfg, sd, path)
-    meta = {"official_keys": {k: _plain(v) for k, v in data.items() if k.startswith("criterion")}}
+    meta = {"official_keys": {k: _plain(v) for k, v in data.items() if isinstance(k, str) and k.startswith("criterion")}}
     return LoadedModel(model, str(path), kind, meta, digest)
+
+
+def _tensors(sd: Any, path) -> dict[str, torch.Tensor]:
+    """A state dict as loaders expect it: names to tensors."""
+    if not isinstance(sd, dict):
+        raise CheckpointError(path, f"the weights are a {type(sd).__name__}, expected a mapping of names to tensors")
+    for k, v in sd.items():
+        if not isinstance(k, str):
+            raise CheckpointError(path, f"weights entry {str(k)[:40]!r} is not named by a string")
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(path, f"weights entry {k[:80]!r} holds a {type(v).__name__}, expected a tensor")
+    return sd
 
 
 def _plain(v):
