@@ -71,8 +71,9 @@ def importance_job(loaded: LoadedModel, dataset: str | None, criteria: Sequence[
     if data_free(criteria):  # weight L1, BN gamma: the weights are all they read
         return compute_importance(loaded.model, None, list(criteria), model_path=loaded.path, progress=progress,
                                   cancel=cancel)
-    # one bar for both steps, weighted by their rough cost (loading an image vs. forward passes over it)
-    scoring = 3.0 + 6.0 * ("taylor" in criteria) + 30.0 * ("lcp" in criteria)
+    # one bar for both steps, weighted by their rough cost: reading an image is a small fraction of the
+    # forward passes over it (Taylor adds a backward pass, LCP one per unit)
+    scoring = 20.0 + 40.0 * ("taylor" in criteria) + 400.0 * ("lcp" in criteria)
     phases = Phases(progress, [("calibration set", 1.0), ("scoring", scoring)])
     phases("calibration set")(0, 1, f"opening {Path(str(dataset)).name}")
     ds = open_dataset(dataset, split)
@@ -357,7 +358,8 @@ def sensitivity_job(loaded: LoadedModel, units: Sequence[Unit], importance: Any,
         label = f"point {step + 1} of {total}: {what}"  # one bar over all points; counts points, not ids
 
         def sub(done: int, n: int, message: str = "") -> None:
-            progress(step * 100 + (100 * done) // max(n, 1), total * 100, f"{label} — {message}" if message else label)
+            text = f"{label} — {message}" if message else label
+            progress(step * 100 + (100 * done) // max(n, 1), total * 100, text)
 
         return float(evaluate(Detector(model, target_size=scale), ds, split=split, config=cfg, progress=sub,
                               cancel=cancel).map)

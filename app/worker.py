@@ -7,7 +7,10 @@ signals; exceptions always emitted, never swallowed) and adapt the core contract
 
 * a fresh `CancelToken` per job; `cancel()` only flips it, the job stops at its next check (`Cancelled`);
 * `progress(done, total, message)` becomes the `progress(done, total, message, eta_seconds)` signal,
-  throttled to at most ~30 Hz (the last step always gets through);
+  throttled to at most ~30 Hz (the last step always gets through, and a report held back by the throttle
+  is sent when its interval ends: a slow step never leaves an older message up). The ETA comes from the measured,
+  smoothed rate (`core.jobs.EtaEstimator`, fed every step, throttled or not): -1 until two steps are
+  measured and again after the counter restarts (a new `total`); the status bar waits a little longer;
 * exactly one of `result(object)`, `error(str)`, `cancelled()`, then `finished()`;
 * optionally `report(object)`: intermediate results a job hands out while it runs (a fine-tuning loss
   entry, one point of a sensitivity curve). A job asks for it with a `report` keyword argument, which
@@ -20,6 +23,7 @@ There is no other threading code in `app`.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from dataclasses import dataclass
@@ -27,7 +31,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
-from core.jobs import CancelToken, Cancelled
+from core.jobs import CancelToken, Cancelled, EtaEstimator
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,14 @@ class JobWorker(QRunnable):
         self.signals = JobSignals(parent)
         self.cancel_token = CancelToken()
         self.traceback_text = ""  # the full traceback of an unexpected error, for the dialog's details
-        self._t0 = 0.0
+        # the worker's estimate is available from the second step on; `JobStatusWidget` shows it only once
+        # a few steps and a couple of seconds were measured
+        self.eta = EtaEstimator(min_steps=2, min_seconds=0.0)
         self._last_emit = float("-inf")
+        self._emit_lock = threading.Lock()  # the job's thread and the trailing-report timer both emit
+        self._pending: tuple[int, int, str, float] | None = None  # held back by the throttle
+        self._flush_timer: threading.Timer | None = None
+        self._closed = False  # the outcome is on its way: no more progress
 
     # -- control ------------------------------------------------------------------------------------
     def start(self, pool: QThreadPool | None = None) -> None:
@@ -100,22 +110,60 @@ class JobWorker(QRunnable):
     # -- worker thread ------------------------------------------------------------------------------
     def _progress(self, done: int, total: int, message: str = "") -> None:
         now = time.monotonic()
+        eta = self.eta.update(int(done), int(total), now)  # every step counts, emitted or not
+        report = (int(done), int(total), str(message), float(eta if eta >= 0 else UNKNOWN_ETA))
         final = total > 0 and done >= total
-        if not final and now - self._last_emit < 1.0 / MAX_PROGRESS_HZ:
-            return
-        self._last_emit = now
-        eta = UNKNOWN_ETA  # a rate from a single step is noise (a job's first step is often the odd one)
-        if total > 0 and done >= 2:
-            eta = (now - self._t0) / done * max(total - done, 0)
-        self.signals.progress.emit(int(done), int(total), str(message), float(eta))
+        with self._emit_lock:
+            if self._closed:
+                return
+            wait = self._last_emit + 1.0 / MAX_PROGRESS_HZ - now
+            if final or wait <= 0:
+                self._emit(report)
+                return
+            self._pending = report  # the newest held-back report goes out when the interval ends
+            if self._flush_timer is None:
+                self._flush_timer = threading.Timer(wait, self._flush)
+                self._flush_timer.daemon = True
+                self._flush_timer.start()
+
+    def _emit(self, report: tuple[int, int, str, float]) -> None:
+        """Send one report (the caller holds `_emit_lock`, so reports leave in order)."""
+        self._last_emit = time.monotonic()
+        self._pending = None
+        self.signals.progress.emit(*report)
+
+    def _flush(self) -> None:
+        with self._emit_lock:
+            self._flush_timer = None
+            if self._pending is None or self._closed:
+                return
+            wait = self._last_emit + 1.0 / MAX_PROGRESS_HZ - time.monotonic()
+            if wait > 0:  # a report went out since this timer was set: hold the newest until its interval ends
+                self._flush_timer = threading.Timer(wait, self._flush)
+                self._flush_timer.daemon = True
+                self._flush_timer.start()
+                return
+            self._emit(self._pending)
+
+    def _close_progress(self) -> None:
+        """The job returned: a held-back report is dropped, so progress never follows the outcome."""
+        with self._emit_lock:
+            self._closed = True
+            self._pending = None
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
 
     def run(self) -> None:  # noqa: D401 - QRunnable API
-        self._t0 = time.monotonic()
+        self.eta.start()
         sig = self.signals
         sig.started.emit()
         try:
             self.cancel_token.raise_if_cancelled()  # cancelled while still queued
-            result = self.fn(*self.args, progress=self._progress, cancel=self.cancel_token, **self.kwargs)
+            try:
+                result = self.fn(*self.args, progress=self._progress, cancel=self.cancel_token, **self.kwargs)
+            finally:
+                self._close_progress()
         except Cancelled:
             sig.cancelled.emit()
         except Exception as exc:  # every failure reaches the UI as a message; a bug's traceback goes to the log

@@ -6,10 +6,11 @@ same code; the GUI only adapts the callback to Qt signals and flips the token fr
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
-from typing import Protocol
+from typing import Callable, Protocol, Sequence
 
 
 class Cancelled(Exception):
@@ -42,6 +43,144 @@ class CancelToken:
             raise Cancelled("cancelled by the user")
 
 
+class EtaEstimator:
+    """Seconds left, from the *measured* rate of progress, smoothed; -1 while it is not known yet.
+
+    Why not `elapsed / done * remaining`: a job's first steps are often the odd ones (loading, warm-up),
+    so that formula swings wildly early on, and when a job's counter restarts (a new phase with its own
+    `total`) it divides by a tiny `done` and shows hours. Here the rate is a ratio of exponentially
+    weighted sums of work done and time spent (`half_life` seconds), so one slow or fast step moves it
+    a little; a restart (`done` going back, or a new `total`) starts a fresh estimate. An estimate is given
+    only after `min_steps` advances and `min_seconds` of measuring; `done >= total` is always 0.
+
+    Between reports `eta(now)` counts down while the step in progress takes no longer than steps have
+    taken; once it is overdue, the time it has taken so far counts as time without work, so the estimate
+    grows instead of sitting at a stale value (or at 0) while a slow step runs.
+    """
+
+    def __init__(self, *, half_life: float = 4.0, min_steps: int = 3, min_seconds: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.half_life = float(half_life)
+        self.min_steps = int(min_steps)
+        self.min_seconds = float(min_seconds)
+        self.clock = clock
+        self.start()
+
+    def start(self, now: float | None = None) -> None:
+        """Begin measuring (a job starts); the first report sets the total without restarting."""
+        self._begin(self.clock() if now is None else now, 0, None)
+
+    def _begin(self, now: float, done: int, total: int | None) -> None:
+        self.total = total
+        self.t0 = self.last_t = now
+        self.last_done = done
+        self.steps = 0  # advances of `done` since the estimate (re)started
+        self._work = 0.0  # exponentially weighted sums: units of `done` advanced ...
+        self._time = 0.0  # ... seconds spent on them ...
+        self._count = 0.0  # ... and advances (for the size of a typical advance)
+
+    def _keep(self, dt: float) -> float:
+        return math.exp(-math.log(2.0) * dt / self.half_life) if self.half_life > 0 else 0.0
+
+    @property
+    def rate(self) -> float:
+        """Smoothed units of `done` per second (0 before the first advance)."""
+        return self._work / self._time if self._time > 0 else 0.0
+
+    @property
+    def ready(self) -> bool:
+        """Enough measured for an estimate (`min_steps` advances over `min_seconds`)."""
+        return self.steps >= self.min_steps and self.last_t - self.t0 >= self.min_seconds and self.rate > 0
+
+    def update(self, done: int, total: int, now: float | None = None) -> float:
+        """Record a progress report; returns `eta(now)`."""
+        now = self.clock() if now is None else now
+        if total <= 0:
+            self._begin(now, 0, None)
+            return -1.0
+        if self.total is None and self.steps == 0 and done >= self.last_done:
+            self.total = total  # the job's first report: keep measuring from its start
+        elif total != self.total or done < self.last_done:
+            self._begin(now, done, total)  # a new count: its rate is not the old one's
+            return 0.0 if done >= total else -1.0
+        if done > self.last_done:
+            dt = max(now - self.last_t, 1e-6)
+            keep = self._keep(dt)
+            self._work = self._work * keep + (done - self.last_done)
+            self._time = self._time * keep + dt
+            self._count = self._count * keep + 1.0
+            self.steps += 1
+            self.last_t, self.last_done = now, done
+        return self.eta(now)
+
+    def eta(self, now: float | None = None) -> float:
+        """Seconds left at `now` (-1: not known yet; 0 once done)."""
+        now = self.clock() if now is None else now
+        if self.total is None:
+            return -1.0
+        left = self.total - self.last_done
+        if left <= 0:
+            return 0.0
+        if not self.ready:
+            return -1.0
+        rate = self.rate
+        gap = max(now - self.last_t, 0.0)  # time spent on the step in progress
+        step = self._work / self._count  # a typical advance
+        if gap <= step / rate:
+            return max(left / rate - gap, 0.0)  # counting down through the step in progress
+        slower = self._work / (self._time + gap)  # overdue: the gap so far counts as time without work
+        return max(left - step, 0.0) / slower
+
+
+class Phases:
+    """One progress bar across the phases of a job, each labelled, so the bar never restarts.
+
+    `Phases(progress, [("calibration set", 1), ("scoring", 4)])` splits a bar of `SCALE` steps by the
+    weights (about the time each phase takes); `phases("scoring")` is the `Progress` of that phase: its
+    `(done, total)` fills that phase's share, and its message reads "step 2 of 2: scoring — <message>".
+    A phase's messages therefore say what they count ("image 3 of 16") without repeating the job's name.
+    """
+
+    SCALE = 1000
+
+    def __init__(self, progress: Progress, phases: Sequence[tuple[str, float] | str]) -> None:
+        named = [(p, 1.0) if isinstance(p, str) else (str(p[0]), float(p[1])) for p in phases]
+        if not named:
+            raise ValueError("Phases needs at least one phase")
+        weight = sum(max(w, 0.0) for _, w in named) or float(len(named))
+        self.progress = progress
+        self.names = [n for n, _ in named]
+        self._start: dict[str, float] = {}
+        self._share: dict[str, float] = {}
+        acc = 0.0
+        for n, w in named:
+            self._start[n] = acc
+            self._share[n] = max(w, 0.0) / weight
+            acc += self._share[n]
+        self._last = 0
+
+    def label(self, name: str, message: str = "") -> str:
+        i = self.names.index(name) + 1
+        head = f"step {i} of {len(self.names)}: {name}"
+        return f"{head} — {message}" if message else head
+
+    def __call__(self, name: str) -> Progress:
+        if name not in self._start:
+            raise KeyError(f"unknown phase {name!r}; expected one of {', '.join(self.names)}")
+
+        def sub(done: int, total: int, message: str = "") -> None:
+            frac = min(max(done / total, 0.0), 1.0) if total > 0 else 0.0
+            value = int(round((self._start[name] + self._share[name] * frac) * self.SCALE))
+            self._last = max(self._last, min(value, self.SCALE))  # never backwards
+            self.progress(self._last, self.SCALE, self.label(name, message))
+
+        return sub
+
+    def done(self, message: str = "done") -> None:
+        self._last = self.SCALE
+        self.progress(self.SCALE, self.SCALE, message)
+
+
 class ConsoleProgress:
     """A terminal progress bar with rate and ETA for the CLI (writes to stderr, one line)."""
 
@@ -51,21 +190,20 @@ class ConsoleProgress:
         # a log file gets a full line every few seconds instead of a carriage-return animation
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.min_interval = min_interval if self.tty else max(min_interval, 10.0)
-        self._start = time.monotonic()
+        self.eta = EtaEstimator()
         self._last = 0.0
 
     def __call__(self, done: int, total: int, message: str = "") -> None:
         now = time.monotonic()
+        eta = self.eta.update(done, total, now)
         final = total > 0 and done >= total
         if not final and now - self._last < self.min_interval:
             return
         self._last = now
-        elapsed = now - self._start
         if total > 0:
             frac = min(max(done / total, 0.0), 1.0)
             bar = "#" * int(frac * 24)
-            eta = elapsed / done * (total - done) if done > 0 else float("nan")
-            eta_s = f"ETA {eta:5.0f}s" if eta == eta else "ETA    ?s"
+            eta_s = f"ETA {eta:5.0f}s" if eta >= 0 else "ETA    ?s"
             line = f"\r{self.label} [{bar:<24}] {done}/{total} {eta_s} {message}"
         else:
             line = f"\r{self.label} {done} {message}"

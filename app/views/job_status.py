@@ -2,14 +2,28 @@
 
 Why one widget for all jobs: the `JobRunner` runs one job at a time, so the user always sees the same
 place for progress and the one way to stop it.
+
+The text is elided to the room the status bar gives it (full text in the tooltip): a label that asks for
+the width of its text would widen the main window as a job's messages grow.
+
+The ETA: the bar keeps its own `core.jobs.EtaEstimator` over the reports it gets (the measured, smoothed
+rate), shown only once it rests on a few reports and a couple of seconds of the current count (an estimate
+from the first step or two swings wildly; a count that restarts hides it again), and re-read every second,
+so it counts down between reports, or grows while a step takes longer than steps did.
 """
 
 from __future__ import annotations
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QWidget
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QWidget
 
 from app.worker import JobRunner
+from core.jobs import EtaEstimator
+
+ETA_MIN_UPDATES = 3  # advances of the current count before an ETA is shown ...
+ETA_MIN_SECONDS = 2.0  # ... over at least this many seconds
+ETA_REFRESH_MS = 1000
 
 
 def format_eta(seconds: float) -> str:
@@ -25,6 +39,51 @@ def format_eta(seconds: float) -> str:
     return f"ETA {h}:{m:02d}:{s:02d}"
 
 
+class ElidedLabel(QLabel):
+    """A one-line label that takes the width its layout gives it and elides its text (in the middle, so
+    the start and the end of a long message stay); the full text is its tooltip."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None,
+                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideMiddle) -> None:
+        super().__init__(parent)
+        self._full = ""
+        self._mode = mode
+        self.hint_chars = 40
+        # its size hint is steady (not its text's width) and it shrinks to its minimum: text never widens it
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
+        self.setMinimumWidth(40)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def text(self) -> str:
+        """The full text (what is painted may be elided: `shownText`)."""
+        return self._full
+
+    def shownText(self) -> str:  # noqa: N802 - Qt style
+        return super().text()
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return QSize(self.minimumWidth(), super().minimumSizeHint().height())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """A steady width (`hint_chars` average characters), whatever the text: the layout around it
+        does not jump as messages change."""
+        return QSize(self.fontMetrics().averageCharWidth() * self.hint_chars, super().sizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        shown = self.fontMetrics().elidedText(self._full, self._mode, max(self.contentsRect().width(), 0))
+        if shown != super().text():
+            super().setText(shown)
+
+
 class JobStatusWidget(QWidget):
     """Shown while a job runs; `statusMessage(text, ms)` reports how it ended."""
 
@@ -33,18 +92,31 @@ class JobStatusWidget(QWidget):
     def __init__(self, runner: JobRunner, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.runner = runner
-        self.label = QLabel()
+        self.label = ElidedLabel()
+        self.label.setMinimumWidth(120)
+        self.label.hint_chars = 84
         self.bar = QProgressBar()
         self.bar.setFixedWidth(180)
         self.bar.setTextVisible(False)
         self.eta = QLabel()
-        self.eta.setMinimumWidth(70)
+        self.eta.setMinimumWidth(self.eta.fontMetrics().horizontalAdvance("ETA 00:00:00") + 4)
+        self.eta.setToolTip("Estimated time left, from the measured rate of the job's steps")
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.setToolTip("Stop the running job at its next step")
         lay = QHBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        for w in (self.label, self.bar, self.eta, self.cancel_button):
+        lay.addWidget(self.label, 1)
+        for w in (self.bar, self.eta, self.cancel_button):
             lay.addWidget(w)
+        # the status bar gives permanent widgets their size hint (the label's: its text, capped); the label
+        # elides beyond it, so a long message never widens the window
+        self.setMaximumWidth(960)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.estimator = EtaEstimator(min_steps=ETA_MIN_UPDATES, min_seconds=ETA_MIN_SECONDS)
+        self._done_total = (0, 0)
+        self._eta_timer = QTimer(self)
+        self._eta_timer.setInterval(ETA_REFRESH_MS)
+        self._eta_timer.timeout.connect(self._show_eta)
         self.cancel_button.clicked.connect(self._cancel)
         runner.jobStarted.connect(self._started)
         runner.jobProgress.connect(self._progress)
@@ -58,15 +130,27 @@ class JobStatusWidget(QWidget):
         self.label.setText(name + "…")
         self.bar.setRange(0, 0)  # busy until the first progress report
         self.eta.setText("")
+        self.estimator.start()
+        self._done_total = (0, 0)
+        self._eta_timer.start()
         self.cancel_button.setEnabled(True)
         self.cancel_button.setText("Cancel")
 
     def _progress(self, done: int, total: int, message: str, eta: float) -> None:
+        """`eta` is the worker's estimate at this report; the bar shows its own (see the module doc)."""
+        self.estimator.update(done, total)
+        self._done_total = (done, total)
         if total > 0:
             self.bar.setRange(0, total)
             self.bar.setValue(min(done, total))
-        self.label.setText(f"{self.runner.current_name}: {message}" if message else self.runner.current_name)
-        self.eta.setText(format_eta(eta))
+        name = self.runner.current_name
+        self.label.setText(f"{name}: {message}" if message and name else (message or name))
+        self._show_eta()
+
+    def _show_eta(self) -> None:
+        done, total = self._done_total
+        eta = self.estimator.eta()
+        self.eta.setText(format_eta(eta) if eta >= 0 and 0 < total and done < total else "")
 
     def _cancel(self) -> None:
         self.runner.cancel()
@@ -75,3 +159,5 @@ class JobStatusWidget(QWidget):
 
     def _busy(self, busy: bool) -> None:
         self.setVisible(busy)
+        if not busy:
+            self._eta_timer.stop()

@@ -140,7 +140,7 @@ def build_calibration(dataset: OS2DDataset, num_images: int, target_size: float 
     for k, scene in enumerate(chosen):
         if cancel is not None:
             cancel.raise_if_cancelled()
-        progress(k, len(chosen), f"loading image {scene.imageid}")
+        progress(k, len(chosen), f"loading image {k + 1} of {len(chosen)}")  # a count, not the id
         image = preprocess(load_image(scene.path), target_size)
         h, w = int(image.shape[1]), int(image.shape[2])
         boxes = torch.from_numpy(scene.boxes_in_pixels(w, h).copy())
@@ -158,7 +158,7 @@ def build_calibration(dataset: OS2DDataset, num_images: int, target_size: float 
             class_ids=tuple(ids),
             class_images=tuple(class_cache[c] for c in ids),
         ))
-    progress(len(chosen), len(chosen), "calibration set ready")
+    progress(len(chosen), len(chosen), f"{len(chosen)} images loaded")
     prov = CalibrationProvenance(dataset=dataset.name, split=dataset.split,
                                  image_ids=tuple(s.image_id for s in samples), target_size=target_size, seed=int(seed),
                                  selection=selection, class_image_size=int(class_image_size),

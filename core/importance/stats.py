@@ -399,7 +399,7 @@ def collect_statistics(model: OS2DModel, calib: CalibrationSet, units: Sequence[
             for k, sample in enumerate(calib):
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                progress(k, len(calib), f"statistics: image {sample.image_id}")
+                progress(k, len(calib), f"statistics, image {k + 1} of {len(calib)}")  # a count, not the id
                 state.phase = "class"
                 class_feats = model.class_features([c.to(device) for c in sample.class_images])
                 state.phase = "target"
@@ -411,7 +411,7 @@ def collect_statistics(model: OS2DModel, calib: CalibrationSet, units: Sequence[
     finally:
         for h in handles:
             h.remove()
-    progress(len(calib), len(calib), "statistics done")
+    progress(len(calib), len(calib), f"statistics of {len(calib)} images done")
     out: dict[str, ChannelStatistics] = {}
     for ui, unit in enumerate(units):
         parts = [accs[(ui, pi)] for pi in range(len(unit.norms))]
