@@ -80,9 +80,10 @@ class AppController(QObject):
             return False
         return self.open_model(default_model_path())
 
-    def open_startup(self) -> bool:
+    def open_startup(self, then: Callable[[], None] | None = None) -> bool:
         """The first start: the default model, its shipped pruned companion beside it, and the sample shelf
-        with its classes in the Detection tab; what that sets up is the session's clean baseline."""
+        with its classes in the Detection tab; what that sets up is the session's clean baseline. `then`
+        runs last (the main window's first detection)."""
         from core.resources import companion_model_path
 
         if default_model_problem() is not None:
@@ -92,6 +93,8 @@ class AppController(QObject):
         def samples() -> None:
             self.load_sample_detection()
             self.session.mark_clean()
+            if then is not None:
+                then()
 
         def pruned() -> None:
             if companion.is_file() and self.session.model is not None:

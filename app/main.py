@@ -470,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.ckpt:
         window.controller.open_model(args.ckpt)
     elif default_model_problem() is None:
-        window.controller.open_startup()
+        window.controller.open_startup(then=window.detection_view.run_detection)
     if args.screenshot:
         idle = wait_until_idle(window.runner, args.timeout)
         app.processEvents()

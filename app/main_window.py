@@ -48,7 +48,7 @@ class MainWindow(QMainWindow):
         dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
                          | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        self.resizeDocks([dock], [440], Qt.Orientation.Horizontal)
+        self.resizeDocks([dock], [340], Qt.Orientation.Horizontal)  # leaves two image columns at 1280 px
 
         self.detection_view = DetectionView(self.session, self.controller)
         self.importance_view = ImportanceView(self.session, self.workbench)
@@ -91,6 +91,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = QMenu("Recent", self)
         self.recent_menu.aboutToShow.connect(self._fill_recent)
         file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        action("New sample benchmark…", lambda: self.workbench.new_benchmark())
         file_menu.addSeparator()
         action("Open project…", lambda: c.open_project(), QKeySequence("Ctrl+Shift+O"))
         action("Save project…", lambda: c.save_project(), QKeySequence.StandardKey.Save)

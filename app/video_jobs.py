@@ -210,7 +210,7 @@ def video_job(spec: str, start: int, original: LoadedModel | None, pruned: Loade
               class_images: Sequence[ClassImage], class_names: Sequence[str], *, max_frames: int | None = None,
               mode: str = "offline", target_size: float | None = None, score_threshold: float = 0.5,
               nms_iou: float = 0.3, max_detections: int = 50, device: str | None = None,
-              pruned_score_threshold: float | None = None, features: ClassFeatureCache | None = None, progress: Progress = no_progress,
+              pruned_score_threshold: float | None = None, ground_truth: str | None = None, features: ClassFeatureCache | None = None, progress: Progress = no_progress,
               cancel: CancelToken | None = None, report: Report | None = None) -> VideoRun:
     """Run the original and the pruned model over the frames of `spec` from frame `start` (at most
     `max_frames`), reporting a `VideoInfo` first and then one `VideoFrame` per processed frame.
@@ -263,13 +263,20 @@ def video_job(spec: str, start: int, original: LoadedModel | None, pruned: Loade
             pruned = features.detector(pruned, device, size) if compared else None
         res = compare(original, pruned if compared else _NoModel(), list(class_images), src,
                       target_size=size, score_threshold=score_threshold, nms_iou=nms_iou,
-                      pruned_score_threshold=pruned_score_threshold,
+                      pruned_score_threshold=pruned_score_threshold, ground_truth=_ground_truth(ground_truth),
                       max_detections=max_detections, mode=mode, device=device, class_names=names,
                       max_frames=max_frames, progress=progress if compared else single, cancel=cancel,
                       on_frame=on_frame)
         return VideoRun(info, first, last, _at_end(src), res)
     finally:
         src.close()
+
+
+def _ground_truth(path: str | None):
+    """The video's per-frame ground truth (read in the job, never on the GUI thread), or None."""
+    from core.data.video_gt import load_video_ground_truth
+
+    return load_video_ground_truth(path) if path else None
 
 
 def _at_end(src: FrameSource) -> bool:
@@ -318,7 +325,7 @@ def export_job(spec: str, out: str | os.PathLike, original: LoadedModel, pruned:
                class_images: Sequence[ClassImage], class_names: Sequence[str], *, max_frames: int | None = None,
                target_size: float | None = None, score_threshold: float = 0.5, nms_iou: float = 0.3,
                max_detections: int = 50, device: str | None = None, pruned_score_threshold: float | None = None,
-               progress: Progress = no_progress, cancel: CancelToken | None = None) -> CompareResult:
+               ground_truth: str | None = None, progress: Progress = no_progress, cancel: CancelToken | None = None) -> CompareResult:
     """Write the side-by-side comparison video of every frame (offline mode; the first `max_frames` when
     given) to `out`, as `os2d-studio compare --out` does. The suffix may change to .avi when this OpenCV
     has no mp4 encoder (`result.out_video` is where it went). Never replaces an existing file."""
@@ -333,7 +340,7 @@ def export_job(spec: str, out: str | os.PathLike, original: LoadedModel, pruned:
         res = compare_video(original, pruned, list(class_images), spec, out_video=tmp / out.name,
                             class_names=list(class_names), mode="offline", max_frames=max_frames or None,
                             target_size=target_size or None, score_threshold=score_threshold, nms_iou=nms_iou,
-                            pruned_score_threshold=pruned_score_threshold,
+                            pruned_score_threshold=pruned_score_threshold, ground_truth=_ground_truth(ground_truth),
                             max_detections=max_detections, device=device, progress=progress, cancel=cancel)
         written = Path(res.out_video)
         final = out.with_suffix(written.suffix)

@@ -92,6 +92,38 @@ class WorkbenchController(QObject):
             return False
         return True
 
+    # -- data ------------------------------------------------------------------------------------------
+    def new_benchmark(self, folder: str | None = None, seed: int = 0, config=None) -> bool:
+        """Generate the full one-shot shelf benchmark (`os2d-studio synth`: 100 classes, 700 shelf images,
+        a few minutes) in the worker and use it. Seed 0's val classes are the ones the default model never
+        trained on. Without `folder`, asks where (Documents/os2d-studio/benchmarks) and writes `synth-SEED`
+        there; a benchmark already in that place is used as it is. `config`: another size (tests)."""
+        from core.data.synth import SynthConfig, generate
+
+        if self.runner.busy:
+            self.dialogs.warning("Cannot make a benchmark", f"Wait for '{self.runner.current_name}' to finish, "
+                                                            "or cancel it.")
+            return False
+        if folder is None:
+            parent = self.dialogs.open_folder("Where to write the new sample benchmark", str(save_folder("benchmarks")))
+            if not parent:
+                return False
+            folder = str(Path(parent) / f"synth-{seed}")
+        out = Path(folder)
+        if (out / "dataset.json").is_file():
+            self.session.set_dataset(str(out))
+            self.dialogs.info("Sample benchmark", f"{out} already holds a benchmark: it is now the dataset.")
+            return True
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            self.dialogs.error("Cannot make a benchmark", f"{out}: exists and is not empty; choose another folder.")
+            return False
+
+        def done(result) -> None:
+            self.session.set_dataset(str(result.out_dir))
+
+        return self.runner.start("Making a sample benchmark", generate, str(out), config or SynthConfig(seed=int(seed)),
+                                 on_result=done) is not None
+
     # -- importance -----------------------------------------------------------------------------------
     def compute_importance(self, criteria: Sequence[str], num_images: int) -> bool:
         if not criteria:

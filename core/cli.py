@@ -308,20 +308,24 @@ def cmd_prune_stages(args) -> int:
 # -- compare -----------------------------------------------------------------------------------------
 def cmd_compare(args) -> int:
     from core.compare import compare_video
+    from core.data.video_gt import load_video_ground_truth
 
     original = _load(args.original)
     pruned = _load(args.pruned)
     res = compare_video(original, pruned, args.class_image, args.video, out_video=args.out, out_json=args.json,
                         target_size=_target_size(args, original), score_threshold=args.score_threshold,
                         pruned_score_threshold=args.pruned_score_threshold, nms_iou=args.nms_iou,
+                        ground_truth=load_video_ground_truth(args.ground_truth) if args.ground_truth else None,
                         max_detections=args.max_detections,
                         mode="live" if args.live else "offline", device=args.device,
                         max_frames=args.max_frames or None, progress=ConsoleProgress("compare"))
     print(f"{res.processed_count} of {res.frame_count} frames processed ({res.mode}, target size "
           f"{res.target_size:g}, {res.device})" + (f", {len(res.skipped)} skipped to keep up" if res.skipped else ""))
     for side in (res.original, res.pruned):
+        scored = (f"  recall {side.recall:.3f}  mAP@0.5 {side.map:.3f}"
+                  if side.recall is not None and side.map is not None else "")
         print(f"{side.name:<28} mean {side.mean_ms:8.1f} ms  median {side.median_ms:8.1f} ms  {side.fps:6.2f} FPS  "
-              f"{side.parameters:,} params")
+              f"{side.parameters:,} params{scored}")
     a = res.agreement
     speed = f"speedup {res.speedup:.2f}x; " if res.speedup else ""
     print(f"{speed}boxes found by both {a.matched}, only original {a.only_original}, only pruned {a.only_pruned} "
@@ -502,6 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--target-size", type=float, default=0, help="S: resize so h*w ≈ S² (default: the original's)")
     cp.add_argument("--live", action="store_true", help="skip frames to keep up with the video's frame rate")
     cp.add_argument("--score-threshold", type=float, default=0.5)
+    cp.add_argument("--ground-truth", help="per-frame ground truth (the sample video's demo_gt.json): each side's "
+                                           "recall and mAP; class images named by class id (class_87.png)")
     cp.add_argument("--pruned-score-threshold", type=float, default=None,
                     help="the pruned side's threshold (default: --score-threshold); a pruned model scores on "
                          "another scale, its eval JSON's best_f1_threshold is a good choice")

@@ -30,7 +30,9 @@ import cv2
 import numpy as np
 
 from core.data.video import Frame, FrameSource, VideoError, VideoWriter, open_source
+from core.data.video_gt import VideoGroundTruth, labels_for
 from core.detect import DEFAULT_TARGET_SIZE, ClassBank, Detections, Detector
+from core.eval.map import ImageDetections, ImageGroundTruth, evaluate_map, true_positives
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import LoadedModel
 from core.model.os2d import OS2DModel
@@ -95,6 +97,7 @@ class SideResult:
     only_here: np.ndarray  # bool per detection: no same-class IoU ≥ 0.5 partner on the other side
     seconds: float  # this side's detection latency on this frame
     fps: float = 0.0  # running FPS over the last few frames (what the overlay shows)
+    recall: float | None = None  # running recall against the video's ground truth, when it has one
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,11 +130,15 @@ class SideStats:
     p90_ms: float
     fps: float  # 1 / mean latency: what this side alone sustains
     detections: int  # kept boxes over all processed frames
+    recall: float | None = None  # against the video's ground truth (at this side's score threshold)
+    map: float | None = None  # mAP@0.5 of the kept boxes over the processed frames
 
     def to_json(self) -> dict:
+        rnd = lambda v: None if v is None else round(v, 4)  # noqa: E731
         return {"name": self.name, "parameters": self.parameters, "mean_latency_ms": round(self.mean_ms, 3),
                 "median_latency_ms": round(self.median_ms, 3), "p90_latency_ms": round(self.p90_ms, 3),
-                "fps": round(self.fps, 3), "detections": self.detections}
+                "fps": round(self.fps, 3), "detections": self.detections, "recall": rnd(self.recall),
+                "mAP@0.5": rnd(self.map)}
 
 
 @dataclass(frozen=True)
@@ -172,6 +179,7 @@ class CompareResult:
     wall_seconds: float
     frames: tuple[FrameResult, ...] = field(default=(), repr=False)
     pruned_score_threshold: float | None = None  # None: the same as score_threshold
+    ground_truth: str | None = None  # the per-frame ground truth the sides were scored against
     out_video: str | None = None
     out_json: str | None = None
 
@@ -190,6 +198,7 @@ class CompareResult:
             "original": self.original.to_json(), "pruned": self.pruned.to_json(),
             "speedup": None if self.speedup is None else round(self.speedup, 4),
             "agreement": self.agreement.to_json(), "wall_seconds": round(self.wall_seconds, 3),
+            "ground_truth": self.ground_truth,
             "out_video": self.out_video, "frames": [f.to_json() for f in self.frames],
         }
 
@@ -245,6 +254,7 @@ def compare(
     max_detections: int = 50,
     mode: str = "offline",
     pruned_score_threshold: float | None = None,
+    ground_truth: VideoGroundTruth | None = None,
     device: str | None = None,
     class_names: Sequence[str] | None = None,
     max_frames: int | None = None,
@@ -260,7 +270,8 @@ def compare(
     video writer uses it). `source` given as a spec is opened and closed here; a FrameSource given
     by the caller is read from its current position and left open. Raises `Cancelled` via `cancel`.
     `pruned_score_threshold` (default: `score_threshold`) filters the pruned side: its scores sit on
-    another scale than the original's.
+    another scale than the original's. With `ground_truth` each side gets a running recall per frame
+    and a final recall and mAP@0.5 (class images matched to its classes by the id their name ends with).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, got '{mode}'")
@@ -280,7 +291,7 @@ def compare(
                     mode=mode, max_frames=max_frames, progress=progress, cancel=cancel, on_frame=on_frame,
                     on_skip=on_skip,
                     pruned_score_threshold=score_threshold if pruned_score_threshold is None
-                    else pruned_score_threshold)
+                    else pruned_score_threshold, ground_truth=ground_truth)
     finally:
         if own_source:
             src.close()
@@ -288,7 +299,7 @@ def compare(
 
 def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, names, side_names, *, size,
          score_threshold, nms_iou, max_detections, mode, max_frames, progress, cancel, on_frame, on_skip,
-         pruned_score_threshold) -> CompareResult:
+         pruned_score_threshold, ground_truth=None) -> CompareResult:
     live = mode == "live"
     total = src.frame_count - src.position if src.frame_count is not None else 0
     if max_frames is not None:
@@ -312,6 +323,7 @@ def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, n
     t_start = time.perf_counter()
     clock0: tuple[float, float] | None = None  # (perf_counter, source timestamp) of the first processed frame
     pending_skips = 0
+    scoring = _Scoring(ground_truth, names) if ground_truth is not None else None
 
     def source_now() -> float:
         return clock0[1] + (time.perf_counter() - clock0[0])
@@ -357,14 +369,19 @@ def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, n
             d_p = run(det_p, bank_p, frame.rgb)
             d_o = run(det_o, bank_o, frame.rgb)
         m = match_detections(d_o, d_p)
+        rec_o = rec_p = None
+        if scoring is not None:
+            rec_o, rec_p = scoring.add(frame.index, (frame.rgb.shape[1], frame.rgb.shape[0]), d_o, d_p)
         lat_o.append(d_o.seconds)
         lat_p.append(d_p.seconds)
         recent_o.append(d_o.seconds)
         recent_p.append(d_p.seconds)
         fr = FrameResult(
             frame.index, frame.timestamp,
-            SideResult(d_o, m.only_a, d_o.seconds, len(recent_o) / sum(recent_o) if sum(recent_o) > 0 else 0.0),
-            SideResult(d_p, m.only_b, d_p.seconds, len(recent_p) / sum(recent_p) if sum(recent_p) > 0 else 0.0),
+            SideResult(d_o, m.only_a, d_o.seconds, len(recent_o) / sum(recent_o) if sum(recent_o) > 0 else 0.0,
+                       rec_o),
+            SideResult(d_p, m.only_b, d_p.seconds, len(recent_p) / sum(recent_p) if sum(recent_p) > 0 else 0.0,
+                       rec_p),
             len(m.pairs), m.mean_iou, pending_skips, frame.rgb)
         pending_skips = 0
         boxes_o += len(d_o)
@@ -384,9 +401,45 @@ def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, n
         source=src.name, mode=mode, frame_count=taken, processed_count=len(frames), skipped=tuple(skipped),
         source_fps=src.fps, target_size=size, score_threshold=score_threshold, nms_iou=nms_iou,
         pruned_score_threshold=pruned_score_threshold, class_names=tuple(names), device=str(getattr(det_o, "device", "")),
-        original=_stats(side_names[0], det_o, lat_o, boxes_o), pruned=_stats(side_names[1], det_p, lat_p, boxes_p),
+        original=scoring.finish(0, _stats(side_names[0], det_o, lat_o, boxes_o)) if scoring
+        else _stats(side_names[0], det_o, lat_o, boxes_o),
+        pruned=scoring.finish(1, _stats(side_names[1], det_p, lat_p, boxes_p)) if scoring
+        else _stats(side_names[1], det_p, lat_p, boxes_p),
+        ground_truth=ground_truth.source if ground_truth is not None else None,
         agreement=Agreement(matched, only_o, only_p, float(np.mean(ious)) if ious else None),
         wall_seconds=time.perf_counter() - t_start, frames=tuple(frames))
+
+
+class _Scoring:
+    """Both sides' detections against a video's per-frame ground truth: running recall, final mAP."""
+
+    def __init__(self, gt: VideoGroundTruth, names: Sequence[str]) -> None:
+        self.gt = gt
+        self.labels_of = labels_for(names)
+        self.dets: tuple[list, list] = ([], [])
+        self.gts: list[ImageGroundTruth] = []
+        self.tp = [0, 0]
+        self.npos = 0
+
+    def add(self, index: int, size: tuple[int, int], *sides: Detections) -> tuple[float | None, float | None]:
+        boxes, labels, difficult = self.gt.for_frame(index, self.labels_of, size)
+        g = ImageGroundTruth(boxes, labels, difficult)
+        self.gts.append(g)
+        recalls = []
+        for i, d in enumerate(sides):
+            det = ImageDetections(d.boxes, d.scores, d.labels)
+            self.dets[i].append(det)
+            tp, npos = true_positives(det, g)
+            self.tp[i] += tp
+            if i == 0:
+                self.npos += npos
+            recalls.append(self.tp[i] / self.npos if self.npos else None)
+        return recalls[0], recalls[1]
+
+    def finish(self, side: int, stats: SideStats) -> SideStats:
+        result = evaluate_map(self.dets[side], self.gts)
+        mean = None if result.map != result.map else float(result.map)  # NaN: no ground truth seen
+        return replace(stats, recall=self.tp[side] / self.npos if self.npos else None, map=mean)
 
 
 # -- rendering -------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QToolButton, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QLineEdit, QMenu, QToolButton, QVBoxLayout, QWidget
 
 from app.folders import save_folder
 from app.state import Session
@@ -23,11 +23,22 @@ class DatasetPicker(QWidget):
                              "dataset.json (os2d-studio synth), or grozi:PATH for GroZi-3.2k")
         self.browse = QToolButton()
         self.browse.setText("…")
-        self.browse.setToolTip("Choose a dataset folder")
-        lay = QHBoxLayout(self)
+        self.browse.setToolTip("Choose a dataset folder; the arrow offers the bundled sample and a bigger one")
+        self.browse.setPopupMode(QToolButton.ToolButtonPopupMode.MenuButtonPopup)
+        menu = QMenu(self.browse)
+        menu.addAction("Choose a dataset folder…", self.choose)
+        menu.addAction("Bundled sample benchmark", lambda: self.session.set_dataset(None))
+        menu.addAction("New sample benchmark…", lambda: self.workbench.new_benchmark())
+        self.browse.setMenu(menu)
+        self.note = QLabel()
+        self.note.setStyleSheet("color: palette(mid);")
+        lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addWidget(self.edit, 1)
-        lay.addWidget(self.browse)
+        row = QHBoxLayout()
+        row.addWidget(self.edit, 1)
+        row.addWidget(self.browse)
+        lay.addLayout(row)
+        lay.addWidget(self.note)
         self.edit.editingFinished.connect(self._edited)
         self.browse.clicked.connect(self.choose)
         session.datasetChanged.connect(self.refresh)
@@ -39,6 +50,11 @@ class DatasetPicker(QWidget):
             self.edit.setText(current)
         self.edit.setCursorPosition(0)
         self.edit.setToolTip(current or self.edit.placeholderText())
+        bundled = not self.session.dataset_path and bool(current)
+        self.note.setText("The bundled sample benchmark (16 train + 16 held-out val images). For a bigger one: "
+                          "… → New sample benchmark…" if bundled else "")
+        self.note.setWordWrap(True)
+        self.note.setVisible(bundled)
 
     def _edited(self) -> None:
         text = self.edit.text().strip()

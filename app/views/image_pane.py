@@ -86,7 +86,9 @@ class ImagePane(QWidget):
         self._n = 0
         self._shape: tuple[int, ...] | None = None
         self._partner: ImagePane | None = None
+        self._highlighted: int | None = None
         self.view.sigRangeChangedManually.connect(self._copy_range_to_partner)
+        self.view.sigRangeChanged.connect(self._place_tags)  # tags keep their pixel size: re-place on zoom
         self.view.sigDoubleClicked.connect(self.fit)
 
     def set_image(self, rgb: np.ndarray | None) -> None:
@@ -107,6 +109,7 @@ class ImagePane(QWidget):
             rect.setVisible(False)
             text.setVisible(False)
         self._n = 0
+        self._highlighted = None
 
     def _box_items(self, n: int) -> list[tuple[QGraphicsRectItem, pg.TextItem]]:
         """A pool of box items, grown on demand and reused: moving the score slider redraws in a few ms."""
@@ -145,9 +148,35 @@ class ImagePane(QWidget):
             rect.setVisible(True)
             text.setVisible(True)
         self._n = len(items)
+        self._place_tags()
+
+    def _place_tags(self, *_args) -> None:
+        """Hide the tags that would cover a tag of a higher-scored box (boxes come best first), so a
+        crowded image shows readable tags, not a pile; every box stays drawn, and zooming in brings the
+        hidden tags back."""
+        try:
+            px, py = self.view.viewPixelSize()
+        except Exception:  # noqa: BLE001 - pyqtgraph raises while the view has no size yet
+            return
+        if not (px > 0 and py > 0):
+            return
+        placed: list[tuple[float, float, float, float]] = []
+        for i, (rect, text) in enumerate(self._items[: self._n]):
+            r = rect.rect()
+            size = text.textItem.boundingRect()
+            w, h = size.width() * px, size.height() * py
+            below = text.anchor.y() == 0  # anchor (0, 0): the tag hangs inside the box, below its top edge
+            x0, y0 = r.left(), (r.top() if below else r.top() - h)
+            tag = (x0, y0, x0 + w, y0 + h)
+            free = all(tag[2] <= a[0] or a[2] <= tag[0] or tag[3] <= a[1] or a[3] <= tag[1] for a in placed)
+            text.setVisible(free or i == self._highlighted)
+            if free:
+                placed.append(tag)
 
     def highlight(self, index: int | None) -> None:
-        """Thicken one box (the selected detection) and raise it above the others."""
+        """Thicken one box (the selected detection), raise it above the others and show its tag."""
+        self._highlighted = index
+        self._place_tags()
         for i, (rect, text) in enumerate(self._items[: self._n]):
             pen = rect.pen()
             pen.setWidth(4 if i == index else 2)
@@ -196,7 +225,7 @@ class PaneArea(QWidget):
     exported video shows them; one above the other only when the area is too narrow for two columns
     (`narrow_px`)."""
 
-    NARROW_PX = 720
+    NARROW_PX = 480  # two columns of at least 240 px
 
     def __init__(self, panes: Sequence[ImagePane], parent: QWidget | None = None, *,
                  narrow_px: int = NARROW_PX) -> None:
@@ -224,3 +253,5 @@ class PaneArea(QWidget):
                      else QBoxLayout.Direction.LeftToRight)
         if direction != self.box.direction():
             self.box.setDirection(direction)
+            for pane in self.panes:  # the panes changed shape: fit the image to the new one
+                pane.view.enableAutoRange()

@@ -42,6 +42,19 @@ def summary_values(info: ModelLoad) -> dict[str, str]:
     }
 
 
+# the module paths' common heads, shortened so the part that differs (layer3.2.conv1) is what shows;
+# the full name stays in the tooltip and is what sorting and filtering read
+SHORT_NAMES = (("net_feature_maps.", ""), ("net_label_features.net_class_features.", "class trunk "),
+               ("os2d_head_creator.aligner.parameter_regressor.", "transform "))
+
+
+def short_layer_name(name: str) -> str:
+    for head, short in SHORT_NAMES:
+        if name.startswith(head):
+            return short + name[len(head):]
+    return name
+
+
 class LayerTableModel(QStandardItemModel):
     """Convolution and batch-norm rows of `core.model.summary.summarize`; sorts numerically.
 
@@ -64,7 +77,7 @@ class LayerTableModel(QStandardItemModel):
         for r in self.rows:
             cells = []
             for col, raw in enumerate((r.name, r.kind, r.in_channels, r.out_channels, r.kernel, r.params)):
-                item = QStandardItem(f"{raw:,}" if col == 5 else str(raw))
+                item = QStandardItem(f"{raw:,}" if col == 5 else short_layer_name(raw) if col == 0 else str(raw))
                 item.setData(raw, self.SORT_ROLE)
                 item.setEditable(False)
                 if col >= 2:
@@ -120,6 +133,7 @@ class ModelPanel(QWidget):
         self.proxy.setSourceModel(self.layer_model)
         self.proxy.setSortRole(LayerTableModel.SORT_ROLE)
         self.proxy.setFilterKeyColumn(0)
+        self.proxy.setFilterRole(LayerTableModel.SORT_ROLE)  # the full module path, not the shortened text
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
         self.layer_table = QTableView()
         self.layer_table.setModel(self.proxy)
@@ -129,9 +143,10 @@ class ModelPanel(QWidget):
         self.layer_table.verticalHeader().setDefaultSectionSize(20)
         self.layer_table.setAlternatingRowColors(True)
         self.layer_table.setSelectionBehavior(QTableView.SelectionBehavior.SelectRows)
-        self.layer_table.setTextElideMode(Qt.TextElideMode.ElideLeft)  # the tail (layer3.2.conv1) is what differs
+        self.layer_table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         header = self.layer_table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)  # names whole; scrolls if need be
+        header.setStretchLastSection(True)
         for c in range(1, 6):
             header.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         self.layer_count = QLabel()

@@ -22,8 +22,8 @@ import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSlider,
-                               QSpinBox, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton, QSizePolicy,
+                               QSlider, QSpinBox, QVBoxLayout, QWidget)
 
 from app.controller import AppController
 from app.dialogs import PNG_FILTER, VIDEO_FILTER, VIDEO_OUT_FILTER
@@ -52,17 +52,20 @@ def fps_text(fps: float) -> str:
     return f"{fps:.1f} FPS" if fps >= 1 else f"{fps:.2f} FPS"
 
 
-def demo_media() -> tuple[Path | None, list[ClassImageSpec]]:
-    """The sample demo video and its class images (samples.json), when the samples are installed."""
+def demo_media() -> tuple[Path | None, list[ClassImageSpec], Path | None]:
+    """The sample demo video, its class images and its per-frame ground truth (samples.json), when the
+    samples are installed."""
     manifest = samples_dir() / "samples.json"
     try:
         m = json.loads(manifest.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None, []
+        return None, [], None
     video = samples_dir() / m["demo_video"] if m.get("demo_video") else None
     specs = [ClassImageSpec(Path(c).stem, str((samples_dir() / c).resolve())) for c in m.get("demo_class_images", [])
              if (samples_dir() / c).is_file()]
-    return (video if video is not None and video.is_file() else None), specs
+    gt = samples_dir() / m["demo_ground_truth"] if m.get("demo_ground_truth") else None
+    return ((video if video is not None and video.is_file() else None), specs,
+            (gt if gt is not None and gt.is_file() else None))
 
 
 class VideoView(QWidget):
@@ -91,8 +94,9 @@ class VideoView(QWidget):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_DELAY_MS)
         self._refresh_timer.timeout.connect(self._refresh_now)
-        demo_video, demo_classes = demo_media()
+        demo_video, demo_classes, demo_gt = demo_media()
         self.demo_video = demo_video
+        self.demo_ground_truth = demo_gt
 
         # -- source
         self.source_label = QLabel("no video")
@@ -139,10 +143,11 @@ class VideoView(QWidget):
         self.target_size = QSpinBox()
         self.target_size.setRange(0, 4096)
         self.target_size.setSingleStep(32)
-        self.target_size.setSpecialValueText("model's")
+        self.target_size.setSpecialValueText("frame's own")
         self.target_size.setSuffix(" px")
-        self.target_size.setToolTip("Frames are resized so that h·w ≈ size² (smaller is faster); "
-                                    "'model's' uses the original model's evaluation scale")
+        self.target_size.setToolTip("Frames are resized so that h·w ≈ size² (smaller is faster); \"frame's own\" "
+                                    "runs them at their own size, as the sample video is made for (its products "
+                                    "appear at the size the model was trained on)")
         self.realtime = QCheckBox("Real time (skip frames to keep up)")
         self.realtime.setToolTip("Play at the video's frame rate, skipping the frames that arrive while the models "
                                  "run; off: every frame is processed (slower than real time on a CPU)")
@@ -188,9 +193,12 @@ class VideoView(QWidget):
         self.side_labels = {"original": QLabel(), "pruned": QLabel()}
         for lab in self.side_labels.values():
             lab.setTextFormat(Qt.TextFormat.RichText)
+            lab.setWordWrap(True)
+            lab.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
         self.agreement_label = QLabel()
         self.agreement_label.setTextFormat(Qt.TextFormat.RichText)
         self.agreement_label.setWordWrap(True)
+        self.agreement_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         stats = QHBoxLayout()
         stats.addWidget(self.side_labels["original"], 1)
         stats.addWidget(self.side_labels["pruned"], 1)
@@ -414,9 +422,22 @@ class VideoView(QWidget):
             self.dialogs.error("Cannot read a class image", str(e))
             return None
 
+    @property
+    def showing_demo(self) -> bool:
+        return self.demo_video is not None and self.spec == str(self.demo_video)
+
+    def resolved_target_size(self) -> float | None:
+        """The box's size, else the frame's own (√(w·h)); None (the model's scale) before the size is known."""
+        if self.target_size.value():
+            return float(self.target_size.value())
+        if self.info is not None and self.info.size[0] > 0:
+            return float((self.info.size[0] * self.info.size[1]) ** 0.5)
+        return None
+
     def _settings(self) -> dict:
         ds = self.session.detection_settings
-        return dict(target_size=float(self.target_size.value()) or None, score_threshold=ds.score_threshold,
+        return dict(target_size=self.resolved_target_size(), score_threshold=ds.score_threshold,
+                    ground_truth=str(self.demo_ground_truth) if self.showing_demo and self.demo_ground_truth else None,
                     pruned_score_threshold=ds.pruned_score_threshold, nms_iou=ds.nms_iou_threshold,
                     max_detections=ds.max_shown)
 
@@ -688,10 +709,14 @@ class VideoView(QWidget):
                 continue
             n_only = int(res.only_here.sum())
             only = f", <span style='color:{ONLY_HEX}'>{n_only} only here</span>" if compared and n_only else ""
+            recall = f" · recall <b>{res.recall:.0%}</b>" if res.recall is not None else ""
             self.side_labels[side].setText(
                 f"<b>{side.capitalize()}</b>: <b>{fps_text(res.fps)}</b> · {res.seconds * 1e3:.0f} ms · "
-                f"{len(res.detections)} boxes{only}")
-            self.side_labels[side].setToolTip("FPS: running, over the last frames; ms: this frame's latency")
+                f"{len(res.detections)} boxes{only}{recall}")
+            self.side_labels[side].setToolTip(
+                "FPS: running, over the last frames; ms: this frame's latency"
+                + ("; recall: ground-truth boxes found so far (IoU ≥ 0.5) on the frames played, at this side's "
+                   "score threshold" if res.recall is not None else ""))
         if compared:
             o, p = fr.original.fps, fr.pruned.fps  # running FPS: steadier than one frame's latencies
             speed = f" · pruned at {p / o:.2f}× the original's FPS" if o > 0 and p > 0 else ""
@@ -705,9 +730,11 @@ class VideoView(QWidget):
 
     def _export_text(self, res) -> str:
         speed = f", pruned {res.speedup:.2f}× as fast" if res.speedup else ""
+        scored = (f" mAP@0.5 on the video's ground truth: original {res.original.map:.3f}, pruned "
+                  f"{res.pruned.map:.3f}." if res.original.map is not None and res.pruned.map is not None else "")
         return (f"Wrote {res.out_video}: {res.processed_count} frames; mean latency original "
                 f"{res.original.mean_ms:.0f} ms, pruned {res.pruned.mean_ms:.0f} ms{speed}; "
-                f"agreement {res.agreement.rate:.0%}.")
+                f"agreement {res.agreement.rate:.0%}.{scored}")
 
     def _update_enabled(self) -> None:
         s = self.session

@@ -191,6 +191,20 @@ def evaluate_map(detections: Sequence[ImageDetections], ground_truth: Sequence[I
                      iou_threshold=float(iou_threshold), best_f1_threshold=threshold, best_f1=f1)
 
 
+def true_positives(detections: ImageDetections, ground_truth: ImageGroundTruth, iou_threshold: float = 0.5
+                   ) -> tuple[int, int]:
+    """(detections that find a non-difficult box, non-difficult boxes) on one image, matched as mAP
+    matches them: a running recall over frames adds these up."""
+    tp = 0
+    for label in np.unique(ground_truth.class_ids):
+        d = detections.class_ids == label
+        g = ground_truth.class_ids == label
+        _, m = _match_one_class(detections.boxes[d], detections.scores[d], ground_truth.boxes[g],
+                                ground_truth.difficult[g], iou_threshold)
+        tp += int(np.count_nonzero(m == 1))
+    return tp, int(np.count_nonzero(~ground_truth.difficult))
+
+
 def best_f1_threshold(scores: Sequence[np.ndarray], matches: Sequence[np.ndarray], num_positives: int
                       ) -> tuple[float, float]:
     """(score threshold, F1) where keeping the detections scored at least that gives the best F1, all

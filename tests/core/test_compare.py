@@ -203,3 +203,46 @@ def test_cli_compare(models, video, tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2 and err.strip() == f"error: {tmp_path / 'nope.mp4'}: file not found"
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_ground_truth_gives_each_side_a_running_recall_and_map(video, tmp_path):
+    """Ground truth: class 7 at [10, 10, 50, 50] in every frame (plus a difficult box and a class not
+    asked for). One side finds it, the other finds something else: recall 1 against 0, mAP 1 against 0."""
+    from core.data.video_gt import VIDEO_GT_FORMAT, load_video_ground_truth
+
+    rows = []
+    for i in range(N):
+        rows += [[i, 7, 10, 10, 50, 50, 0], [i, 7, 100, 20, 150, 60, 1], [i, 9, 60, 60, 90, 90, 0]]
+    path = tmp_path / "gt.json"
+    path.write_text(json.dumps({"format": VIDEO_GT_FORMAT, "frames": N, "size": [W, H], "boxes": rows}))
+    gt = load_video_ground_truth(path)
+    good = SlowDetector(0.0, [[11, 10, 50, 51]])
+    bad = SlowDetector(0.0, [[60, 60, 90, 90]])  # where class 9 is: not a class it was given
+    recalls = []
+    res = compare(good, bad, [CLASS], video, class_names=["class_7"], ground_truth=gt,
+                  on_frame=lambda fr: recalls.append((fr.original.recall, fr.pruned.recall)))
+    assert recalls == [(1.0, 0.0)] * N
+    assert res.original.recall == 1.0 and res.original.map == pytest.approx(1.0)
+    assert res.pruned.recall == 0.0 and res.pruned.map == pytest.approx(0.0)
+    data = res.to_json()
+    assert data["ground_truth"] == str(path) and data["original"]["mAP@0.5"] == 1.0
+    # without class ids in the names nothing is scored against it
+    res = compare(good, bad, [CLASS], video, class_names=["patch"], ground_truth=gt, max_frames=2)
+    assert res.original.recall is None and res.original.map is None
+
+
+@pytest.mark.parametrize("content, problem", [
+    ("", "not a readable JSON file"),
+    ('{"format": "something else"}', "not a video ground-truth file"),
+    ('{"format": "os2d-studio-video-gt", "frames": 2, "size": [4, 4], "boxes": [[0, 1, 2]]}', "bad ground-truth content"),
+    ('{"format": "os2d-studio-video-gt", "frames": 2, "size": [4, 4], "boxes": [[0, 1, 3, 3, 1, 1, 0]]}',
+     "x1 ≥ x0"),
+])
+def test_bad_ground_truth_files_name_the_file(tmp_path, content, problem):
+    from core.data.video_gt import GroundTruthError, load_video_ground_truth
+
+    path = tmp_path / "gt.json"
+    path.write_text(content)
+    with pytest.raises(GroundTruthError) as e:
+        load_video_ground_truth(path)
+    assert str(e.value).startswith(f"{path}: ") and problem in str(e.value) and "\n" not in str(e.value)

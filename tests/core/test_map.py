@@ -234,3 +234,19 @@ def test_thousands_of_detections_are_fast():
     elapsed = time.perf_counter() - t0
     assert len(res.per_class_ap) == 30
     assert elapsed < 10.0, f"evaluate_map took {elapsed:.1f} s on 100k detections"
+
+
+def test_best_f1_threshold_keeps_the_detections_that_balance_precision_and_recall():
+    import math
+
+    from core.eval.map import ImageDetections, ImageGroundTruth, best_f1_threshold, evaluate_map
+
+    gt = ImageGroundTruth(np.array([[0, 0, 10, 10], [20, 0, 30, 10]], np.float32), np.array([0, 0]),
+                          np.array([False, False]))
+    # two hits at 0.9 and 0.5, false alarms at 0.8 and 0.2: best F1 keeps down to 0.5 (2 TP, 1 FP → 0.8)
+    det = ImageDetections(np.array([[0, 0, 10, 10], [50, 50, 60, 60], [20, 0, 30, 10], [70, 70, 80, 80]],
+                                   np.float32), np.array([0.9, 0.8, 0.5, 0.2], np.float32), np.array([0, 0, 0, 0]))
+    res = evaluate_map([det], [gt])
+    assert res.best_f1_threshold == pytest.approx(0.5) and res.best_f1 == pytest.approx(0.8)
+    assert res.to_json()["best_f1_threshold"] == pytest.approx(0.5)
+    assert all(math.isnan(v) for v in best_f1_threshold([], [], 0))

@@ -7,10 +7,12 @@ import json
 from pathlib import Path
 
 import cv2
+import numpy as np
 import pytest
 
 from core.data.grozi import load_dataset_dir
-from core.data.synth import CSV_COLUMNS, SynthConfig, generate
+from core.data.synth import CSV_COLUMNS, DEMO_FRAMES, GENERATOR_VERSION, SynthConfig, generate
+from core.data.video_gt import labels_for, load_video_ground_truth
 from core.jobs import CancelToken, Cancelled
 
 TINY = SynthConfig(num_train_classes=6, num_val_classes=3, num_train_images=6, num_val_images=3,
@@ -108,7 +110,7 @@ def test_dataset_json_is_read_by_the_loader(tiny):
     assert meta["format"] == "os2d-csv" and meta["csv"] == "classes/synth.csv"
     assert meta["class_image_dir"] == "classes/images" and meta["image_dir"] == "src/images"
     assert meta["eval_scale"] == TINY.eval_scale and meta["seed"] == TINY.seed
-    assert meta["generator_version"] == 1
+    assert meta["generator_version"] == GENERATOR_VERSION
     assert meta["num_classes"] == {"train": 6, "val": 3} and meta["num_images"] == {"train": 6, "val": 3}
     train, val = load_dataset_dir(tiny, "train"), load_dataset_dir(tiny, "val")
     assert set(train.classes) == TRAIN_IDS and set(val.classes) == VAL_IDS
@@ -166,7 +168,19 @@ def test_demo_video_has_all_frames_and_lists_val_classes(tmp_path):
         assert frame.shape == (480, 640, 3)
         frames += 1
     cap.release()
-    assert frames == 96
+    assert frames == DEMO_FRAMES
     demo = json.loads((root / "demo_classes.json").read_text())
     assert demo["class_ids"] and set(demo["class_ids"]) <= {2, 3, 4}
-    assert json.loads((root / "dataset.json").read_text())["demo_video"] == "demo.mp4"
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["demo_video"] == "demo.mp4" and meta["demo_ground_truth"] == "demo_gt.json"
+    # per-frame ground truth: boxes inside the frame, at the model's native scale, the seen classes
+    gt = load_video_ground_truth(root / "demo_gt.json")
+    assert gt.frames == DEMO_FRAMES and gt.size == (640, 480)
+    assert set(np.unique(gt.frame_index)) <= set(range(DEMO_FRAMES)) and len(np.unique(gt.frame_index)) > frames // 2
+    assert (gt.boxes[:, [0, 1]] >= 0).all() and (gt.boxes[:, 2] <= 640).all() and (gt.boxes[:, 3] <= 480).all()
+    clear = ~gt.difficult
+    assert set(gt.class_ids[clear].tolist()) == set(demo["class_ids"])
+    heights = gt.boxes[clear, 3] - gt.boxes[clear, 1]
+    assert 150 <= np.median(heights) <= 330  # what OS2D's 240-px boxes fit, with no upscaling of the frame
+    boxes, labels, difficult = gt.for_frame(int(gt.frame_index[0]), labels_for(["class_2", "x", "3"]), (320, 240))
+    assert set(labels.tolist()) <= {0, 2} and (boxes[:, 2] <= 320).all()
