@@ -65,7 +65,7 @@ def test_bad_model_file_shows_core_message(window, wait_idle, message_boxes, tmp
     box = message_boxes[0]
     assert box["icon"] == QMessageBox.Icon.Critical
     assert box["title"] == "Loading model failed"
-    assert box["text"].startswith(f"{bad}: not a PyTorch checkpoint or corrupt")
+    assert box["text"] == f"{bad}: not a PyTorch checkpoint (it looks like a text file)"
     assert box["details"] == ""  # a user error: no traceback
     assert window.model_panel.empty_label.isVisible()
 

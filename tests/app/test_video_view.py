@@ -83,8 +83,8 @@ def test_opens_on_the_sample_video_with_its_classes(qtbot, window, wait_idle, me
     """Out of the box: the demo video is the source, its sample classes are the (greyed) defaults, and
     showing the tab shows frame 0 (no model yet: the plain frame; with a model: its detections)."""
     view = window.video_view
-    assert view.spec == str(DEMO) and view.info.frame_count == 96 and view.info.size == (640, 480)
-    assert [s.name for s in view.classes.defaults] == ["class_87", "class_94", "class_96", "class_97"]
+    assert view.spec == str(DEMO) and view.info.frame_count == 192 and view.info.size == (640, 480)
+    assert [s.name for s in view.classes.defaults] == ["class_80", "class_83", "class_86", "class_93"]
     assert view.classes.list.count() == 4 and not view.classes.list.item(0).flags() & Qt.ItemFlag.ItemIsEnabled
     assert view.classes.showing_defaults and "sample video" in view.classes_note.text()
     assert view.frame is None and not view.play_button.isEnabled()
@@ -141,7 +141,7 @@ def test_play_pause_step_seek_side_by_side(qtbot, compared, wait_idle):
         assert fps_text(res.fps) in text and f"{res.seconds * 1e3:.0f} ms" in text
         assert f"{len(res.detections)} boxes" in text
     assert f"Found by both: {fr.matched}" in view.agreement_label.text()
-    assert view.frame_label.text().startswith(f"{paused_at + 1} / 96") and view.slider.value() == paused_at
+    assert view.frame_label.text().startswith(f"{paused_at + 1} / 192") and view.slider.value() == paused_at
 
     # step: exactly the next frame; both models' class features come from the cache, not the network
     hits = view.features.hits
@@ -173,12 +173,12 @@ def test_play_pause_step_seek_side_by_side(qtbot, compared, wait_idle):
     assert started.count("Playing video") == 3 and not view.playing
 
     # at the end: Step says so; Play starts again from the beginning
-    assert view.seek(95)
+    assert view.seek(191)
     wait_idle(w)
     assert view.step() is False and "Last frame" in view.info_label.text()
     assert view.play()
     play_until(qtbot, view, 0)
-    qtbot.waitUntil(lambda: view.frame is not None and view.frame.index < 95, timeout=120_000)
+    qtbot.waitUntil(lambda: view.frame is not None and view.frame.index < 191, timeout=120_000)
     view.pause()
     wait_idle(w)
 
