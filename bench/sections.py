@@ -13,7 +13,7 @@ from core.io import atomic_write_text
 def command_line(script: str, argv: list[str] | None) -> str:
     """How to rerun this benchmark, for the section it writes (`argv` as main() got it, else sys.argv)."""
     args = shlex.join(argv if argv is not None else sys.argv[1:])
-    return f"PYTHONPATH=. .venv/bin/python bench/{script}" + (f" {args}" if args else "")
+    return f".venv/bin/python -m bench.{Path(script).stem}" + (f" {args}" if args else "")
 
 
 def markers(name: str) -> tuple[str, str]:

@@ -32,7 +32,7 @@ def test_importance_bench_writes_its_section_with_the_command(tmp_path):
     assert "kept text" in text and "<!-- other:start -->\nx\n<!-- other:end -->" in text and "\nold\n" not in text
     section = text[text.index("<!-- smoke:start -->"):text.index("<!-- smoke:end -->")]
     assert "Spearman" in section or "LCP" in section
-    assert "Command: `PYTHONPATH=. .venv/bin/python bench/importance.py --model random:resnet18" in section
+    assert "Command: `.venv/bin/python -m bench.importance --model random:resnet18" in section
 
 
 def test_importance_bench_needs_a_destination():
@@ -49,7 +49,7 @@ def test_recorded_command_reruns_as_given():
     argv = ["--plot", "", "--work", "data/my run"]
     line = command_line("seed_table.py", argv)
     assert shlex.split(line)[3:] == argv
-    assert command_line("video.py", []) == "PYTHONPATH=. .venv/bin/python bench/video.py"
+    assert command_line("video.py", []) == command_line("video", []) == ".venv/bin/python -m bench.video"
 
 
 def test_seed_table_cache_refuses_results_of_another_model_or_budget(tmp_path):
