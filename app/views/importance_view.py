@@ -20,14 +20,15 @@ import numpy as np
 import pyqtgraph as pg
 
 from app.views.plots import make_plot
-from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QCursor
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPushButton, QSpinBox, QSplitter, QToolTip, QVBoxLayout, QWidget)
 
 from app.state import Session
 from app.views.dataset_picker import DatasetPicker
-from app.views.ratio_panel import short_unit_name
+from app.views.job_status import ElidedLabel
+from app.views.ratio_panel import set_enabled, short_unit_name
 from app.workbench import WorkbenchController
 from core.importance.criteria import CRITERIA
 from core.prune.plan import plan_counts
@@ -40,6 +41,9 @@ CUT_PEN = pg.mkPen(QColor(230, 30, 40), width=2.5)
 SELECT_PEN = pg.mkPen(QColor(255, 140, 0), width=2)
 PRUNED_RGBA = (236, 236, 236, 200)  # greys out the channels the plan removes
 TICK_PX = 13  # minimum pixels per labelled row
+COMPUTE_TIP = ("Score every unit's channels with the checked criteria on the calibration images "
+               "(runs in the background; Cancel in the status bar)")
+LOAD_TIP = "An importance result from `os2d-studio importance` (PREFIX.json / .npz)"
 
 
 def normalize_unit(scores: np.ndarray) -> np.ndarray:
@@ -192,6 +196,12 @@ class ImportanceHeatmap(pg.GraphicsLayoutWidget):
         if text and self.underMouse():
             QToolTip.showText(QCursor.pos(), text, self)
 
+    def leaveEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        """The readout describes the cell under the mouse: none once the mouse has left the map."""
+        self.sigHover.emit("")
+        QToolTip.hideText()
+        super().leaveEvent(event)
+
     def _clicked(self, ev) -> None:
         cell = self.cell_at(ev.scenePos())
         if cell is not None:
@@ -224,10 +234,10 @@ class ImportanceView(QWidget):
         self.num_images.setValue(16)
         self.num_images.setToolTip("Calibration images (train split), spread evenly over the split")
         self.compute_button = QPushButton("Compute importance")
+
         self.compute_button.setMinimumHeight(32)
         self.compute_button.setStyleSheet("font-weight: bold;")
         self.load_button = QPushButton("Load…")
-        self.load_button.setToolTip("An importance result from `os2d-studio importance` (PREFIX.json / .npz)")
         buttons = QHBoxLayout()
         buttons.addWidget(self.compute_button, 1)
         buttons.addWidget(self.load_button)
@@ -258,10 +268,11 @@ class ImportanceView(QWidget):
 
         # -- heatmap
         self.criterion = QComboBox()
+        self.criterion.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.criterion.setToolTip("The criterion that sorts and colours each row")
-        self.hover_label = QLabel()
-        self.hover_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.hover_label.setMinimumWidth(200)
+        # elided to the room it has: a long readout must not widen the window
+        self.hover_label = ElidedLabel(mode=Qt.TextElideMode.ElideRight)
+        self.hover_label.setMinimumWidth(120)
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Criterion"))
         bar.addWidget(self.criterion)
@@ -288,6 +299,7 @@ class ImportanceView(QWidget):
         self.scatter = pg.ScatterPlotItem(size=6, pen=None)
         self.scatter_plot.addItem(self.scatter)
         self.versus = QComboBox()
+        self.versus.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.versus.setToolTip("Second criterion of the scatter plot")
         self.unit_title = QLabel("<i>Click a row of the heatmap to inspect a unit.</i>")
         self.unit_title.setTextFormat(Qt.TextFormat.RichText)
@@ -357,8 +369,10 @@ class ImportanceView(QWidget):
     def _update_enabled(self, *_args) -> None:
         busy = self.workbench.runner.busy
         has_model = self.session.model_info is not None and bool(self.session.model_info.units)
-        self.compute_button.setEnabled(has_model and not busy)
-        self.load_button.setEnabled(has_model and not busy)
+        why = (f"wait for the running job ({self.workbench.runner.current_name}) or cancel it" if busy
+               else "open a model first (Model panel)")
+        set_enabled(self.compute_button, has_model and not busy, why, COMPUTE_TIP)
+        set_enabled(self.load_button, has_model and not busy, why, LOAD_TIP)
 
     def refresh(self) -> None:
         imp = self.session.importance
@@ -442,8 +456,9 @@ class ImportanceView(QWidget):
         raw = float(imp.scores[crit][name][ch])
         kept = bool(self._masks[name][ch]) if name in self._masks else True
         state = "kept" if kept else f"removed by the plan ({self._plan_criterion()})"
-        return (f"{short_unit_name(name)} · channel {ch} · rank {col + 1}/{len(order)} · {crit} {raw:.4g} "
-                f"({float(self._matrix[row, col]):.2f} of unit max) · {state}")
+        # what the plan does with the channel before the numbers: the readout may be elided at its end
+        return (f"{short_unit_name(name)} · channel {ch} · rank {col + 1}/{len(order)} · {state} · "
+                f"{crit} {raw:.4g} ({float(self._matrix[row, col]):.2f} of unit max)")
 
     def _show_unit(self) -> None:
         imp = self.session.importance

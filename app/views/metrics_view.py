@@ -258,6 +258,10 @@ class MetricsView(QWidget):
             xs, ys = sens.curve(g)
             self.sens_curves[g].setData(xs, ys)
         map_range(self.sens_plot, [p.map for p in sens.points] if sens else [])
+        if sens and sens.ratios:  # from the unpruned baseline to the last ratio, its markers inside the frame
+            self.sens_plot.setXRange(0.0, max(sens.ratios), padding=0.06)
+        else:
+            self.sens_plot.enableAutoRange(axis="x")
         base = sens.baseline if sens else None
         self.baseline.setVisible(base is not None)
         if base is not None:

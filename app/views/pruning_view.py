@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayo
 from app.pruning_jobs import SENSITIVITY_RATIOS
 from app.state import Session
 from app.views.dataset_picker import DatasetPicker
-from app.views.ratio_panel import RatioPanel
+from app.views.ratio_panel import RatioPanel, set_enabled
 from app.workbench import WorkbenchController
 
 
@@ -54,6 +54,17 @@ def _learning_rate() -> QDoubleSpinBox:
     return s
 
 
+TIPS = {
+    "prune": "Remove the plan's channels from a copy of the model (the original is kept)",
+    "save": "Write the pruned model to a new file (never over the original)",
+    "finetune": "Train the pruned model with the original as teacher (score and attention distillation); "
+                "Cancel keeps a checkpoint, and Fine-tune again resumes from it",
+    "evaluate": "mAP@0.5 on the val split, parameters, MACs, size and CPU latency",
+    "sensitivity": "For each group: prune it alone at each ratio with the plan's criterion, measure mAP; "
+                   "curves in the Metrics tab",
+}
+
+
 class PruningView(QWidget):
     def __init__(self, session: Session, workbench: WorkbenchController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -66,9 +77,7 @@ class PruningView(QWidget):
         self.prune_button = QPushButton("Prune")
         self.prune_button.setMinimumHeight(32)
         self.prune_button.setStyleSheet("font-weight: bold;")
-        self.prune_button.setToolTip("Remove the plan's channels from a copy of the model (the original is kept)")
         self.save_button = QPushButton("Save pruned model…")
-        self.save_button.setToolTip("Write the pruned model to a new file (never over the original)")
         self.pruned_label = QLabel()
         self.pruned_label.setWordWrap(True)
         self.pruned_label.setTextFormat(Qt.TextFormat.RichText)
@@ -90,9 +99,6 @@ class PruningView(QWidget):
         self.ft_eval_images = _spin(0, 10_000, 10, "Validation images for mAP before and after (0: all)")
         self.ft_lr = _learning_rate()
         self.finetune_button = QPushButton("Fine-tune")
-        self.finetune_button.setToolTip("Train the pruned model with the original as teacher (score and attention "
-                                        "distillation); "
-                                        "Cancel keeps a checkpoint, and Fine-tune again resumes from it")
         ft_box = QGroupBox("Fine-tune (teacher: original)")
         fl = QFormLayout(ft_box)
         fl.addRow("Iterations", self.ft_iterations)
@@ -103,7 +109,6 @@ class PruningView(QWidget):
         # -- evaluate
         self.eval_images = _spin(0, 10_000, 20, "Validation images (0: the whole split)")
         self.evaluate_button = QPushButton("Evaluate original + pruned")
-        self.evaluate_button.setToolTip("mAP@0.5 on the val split, parameters, MACs, size and CPU latency")
         ev_box = QGroupBox("Evaluate")
         el = QFormLayout(ev_box)
         el.addRow("Images", self.eval_images)
@@ -114,8 +119,6 @@ class PruningView(QWidget):
         self.sens_ratios = QLineEdit(" ".join(f"{r:g}" for r in SENSITIVITY_RATIOS))
         self.sens_ratios.setToolTip("Ratios tried for each group (one group pruned at a time)")
         self.sensitivity_button = QPushButton("Run sensitivity analysis")
-        self.sensitivity_button.setToolTip("For each group: prune it alone at each ratio with the plan's criterion, "
-                                           "measure mAP; curves in the Metrics tab")
         sens_box = QGroupBox("Sensitivity analysis")
         sl = QFormLayout(sens_box)
         sl.addRow("Ratios", self.sens_ratios)
@@ -173,17 +176,21 @@ class PruningView(QWidget):
         busy = self.workbench.runner.busy
         has_model = s.model_info is not None and bool(s.model_info.units)
         has_pruned = s.pruned is not None
-        self.prune_button.setEnabled(has_model and not busy)
-        self.save_button.setEnabled(has_pruned and not busy)
-        self.finetune_button.setEnabled(has_model and has_pruned and not busy)
-        self.evaluate_button.setEnabled(s.model is not None and not busy)
-        self.sensitivity_button.setEnabled(has_model and not busy)
+        running = f"wait for the running job ({self.workbench.runner.current_name}) or cancel it" if busy else ""
+        no_model = "open a model first (Model panel)"
+        no_pruned = "prune first: there is no pruned model yet"
+        set_enabled(self.prune_button, has_model and not busy, running or no_model, TIPS["prune"])
+        set_enabled(self.save_button, has_pruned and not busy, running or no_pruned, TIPS["save"])
+        set_enabled(self.finetune_button, has_model and has_pruned and not busy,
+                    running or (no_model if not has_model else no_pruned), TIPS["finetune"])
+        set_enabled(self.evaluate_button, s.model is not None and not busy, running or no_model, TIPS["evaluate"])
+        set_enabled(self.sensitivity_button, has_model and not busy, running or no_model, TIPS["sensitivity"])
         self.pruned_label.setText(self._pruned_text())
 
     def _pruned_text(self) -> str:
         s = self.session
         if s.pruned_info is None:
-            return "<i>No pruned model yet.</i>"
+            return "<i>No pruned model yet: Prune makes one (Save and Fine-tune need it).</i>"
         info = s.pruned_info
         where = Path(info.loaded.path).name if info.loaded.path else "in memory, not saved"
         text = f"<b>Pruned model</b> ({where}): {info.summary.parameters:,} parameters, {info.summary.fp32_mb:.2f} MB"

@@ -7,13 +7,20 @@ is one with its own ratio (an override): it keeps its value when the global or g
 unlocking (or Reset) removes the override and the row follows again. Predictions come from the model's
 `PlanCostModel` (computed with the model load, in the worker): `plan_counts` + `predict` are a few numpy
 dot products (~0.1 ms), so they run on the GUI thread on every slider step.
+
+Layout: the ratio sliders span the panel's width (each track at least `MIN_TRACK_PX`, so a pixel of drag
+is a small step even in a 1280 px window), predictions and options sit side by side below, then the units.
+A control that is off says why in its tooltip (`set_enabled`), and a group slider that cannot apply to
+this model also says so next to it.
 """
 
 from __future__ import annotations
 
+import html
+
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QPushButton, QSizePolicy, QSpinBox,
+                               QHBoxLayout, QHeaderView, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox,
                                QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 from superqt import QLabeledDoubleSlider
 
@@ -25,7 +32,8 @@ from core.prune.units import REGRESSOR, TRUNK, Unit
 GROUP_TITLES = {"stem": "Stem", "layer1": "Layer 1", "layer2": "Layer 2", "layer3": "Layer 3",
                 "transform": "Transform net"}
 UNIT_COLUMNS = ("Unit", "Group", "Channels", "Ratio removed", "Kept", "Lock")
-COL_SLIDER, COL_KEPT, COL_LOCK = 3, 4, 5
+COL_CHANNELS, COL_SLIDER, COL_KEPT, COL_LOCK = 2, 3, 4, 5  # the column indices are the table's API
+MIN_TRACK_PX = 150  # a ratio slider's track: 0..0.95 over >= 150 px is <= 0.007 per pixel
 
 
 def short_unit_name(name: str) -> str:
@@ -37,14 +45,70 @@ def short_unit_name(name: str) -> str:
     return name
 
 
-def ratio_slider() -> QLabeledDoubleSlider:
-    s = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
-    s.setRange(0.0, MAX_RATIO)
-    s.setSingleStep(0.01)
-    s.setDecimals(2)
-    s.setValue(0.0)
-    s.setToolTip("Fraction of the channels removed")
-    return s
+class RatioSlider(QLabeledDoubleSlider):
+    """A ratio slider with its value beside it; the track never shrinks below `min_track` pixels."""
+
+    def __init__(self, min_track: int = MIN_TRACK_PX, parent: QWidget | None = None) -> None:
+        super().__init__(Qt.Orientation.Horizontal, parent)
+        self.setRange(0.0, MAX_RATIO)
+        self.setSingleStep(0.01)
+        self.setDecimals(2)
+        self.setValue(0.0)
+        self.track.setMinimumWidth(min_track)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.setToolTip("Fraction of the channels removed")
+
+    @property
+    def track(self) -> QSlider:
+        """The slider itself (without the value box): what a drag moves over."""
+        return self._slider
+
+    def setToolTip(self, text: str) -> None:  # noqa: N802 - Qt API
+        """On the track and the value box too: the tooltip is seen wherever the mouse rests, enabled or not."""
+        super().setToolTip(text)
+        for child in (self._slider, self._label):
+            child.setToolTip(text)
+
+
+def ratio_slider(min_track: int = MIN_TRACK_PX) -> RatioSlider:
+    return RatioSlider(min_track)
+
+
+def set_enabled(widget: QWidget, enabled: bool, why_not: str, tip: str = "") -> None:
+    """Enable `widget`, or disable it and say why in its tooltip (Qt shows tooltips of disabled widgets)."""
+    widget.setEnabled(enabled)
+    if enabled:
+        text = tip
+    else:  # rich text, so Qt wraps a long reason instead of running it across the screen
+        text = (f"<p>{html.escape(tip)}</p>" if tip else "") + f"<p><i>Unavailable:</i> {html.escape(why_not)}</p>"
+    if widget.toolTip() != text:  # refresh runs on every slider step
+        widget.setToolTip(text)
+
+
+def group_unavailable(group: str, present: set[str], has_units: bool, prune_head: bool) -> str:
+    """Why a group slider cannot act on this model ('' when it can)."""
+    if not has_units:
+        return "open a model first (Model panel)"
+    if group == "transform" and not prune_head:
+        return "“Prune the transform net” is off (Plan options)"
+    if group not in present:
+        if group == "stem":
+            return ("this model has no separate stem unit: its stem conv is coupled to layer 1 by the residual "
+                    "connection (ResNet-18/34), so the Layer 1 slider prunes it")
+        return f"this model has no {GROUP_TITLES.get(group, group)} unit"
+    return ""
+
+
+def unit_excluded_reason(unit: Unit, plan: PruningPlan) -> str:
+    """Why a unit's slider is off ('' when the plan may prune it)."""
+    if unit.kind == "head" and not plan.prune_head:
+        return "“Prune the transform net” is off (Plan options)"
+    if unit.feeds_correlation and not plan.prune_trunk_output:
+        return "it feeds the correlation (the trunk output) and “Prune the trunk output” is off (Plan options)"
+    return ""
+
+
+PRED_TITLES = {"Feature channels": "Features"}  # short row titles keep the predictions beside the options
 
 
 def fmt_change(new: float, base: float) -> str:
@@ -69,26 +133,34 @@ class RatioPanel(QWidget):
         self.global_slider = ratio_slider()
         self.reset_all = QPushButton("Reset")
         self.reset_all.setToolTip("Remove every group and unit override and set the global ratio to 0")
+        self.global_slider.setToolTip("Fraction of the channels removed from every unit without its own "
+                                      "or its group's ratio")
         ratios_box = QGroupBox("Ratios: fraction of channels removed")
         grid = QGridLayout(ratios_box)
         grid.setColumnStretch(1, 1)
         grid.addWidget(QLabel("<b>All units</b>"), 0, 0)
         grid.addWidget(self.global_slider, 0, 1)
         grid.addWidget(self.reset_all, 0, 2, 1, 2)
-        self.group_sliders: dict[str, QLabeledDoubleSlider] = {}
+        self.group_sliders: dict[str, RatioSlider] = {}
         self.group_locks: dict[str, QCheckBox] = {}
         self.group_resets: dict[str, QToolButton] = {}
+        self.group_labels: dict[str, QLabel] = {}
+        self.group_notes: dict[str, QLabel] = {}  # a visible "why" where a group slider is off
         for row, g in enumerate(GROUPS, start=1):
             slider = ratio_slider()
             lock = QCheckBox("lock")
-            lock.setToolTip("Locked: this group keeps its own ratio when the global slider moves")
             reset = QToolButton()
             reset.setText("Reset")
-            reset.setToolTip("Follow the global ratio again")
-            grid.addWidget(QLabel(GROUP_TITLES[g]), row, 0)
+            title = QLabel(GROUP_TITLES[g])
+            note = QLabel()
+            note.setStyleSheet("color: palette(mid); font-style: italic;")
+            note.setVisible(False)
+            grid.addWidget(title, row, 0)
             grid.addWidget(slider, row, 1)
             grid.addWidget(lock, row, 2)
             grid.addWidget(reset, row, 3)
+            grid.addWidget(note, row, 2, 1, 2)
+            self.group_labels[g], self.group_notes[g] = title, note
             slider.valueChanged.connect(lambda v, g=g: self._group_moved(g, v))
             lock.toggled.connect(lambda on, g=g: self._group_locked(g, on))
             reset.clicked.connect(lambda _=False, g=g: self._group_locked(g, False))
@@ -96,6 +168,7 @@ class RatioPanel(QWidget):
 
         # -- options
         self.criterion = QComboBox()
+        self.criterion.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "combined", not "combine"
         self.criterion.setToolTip("<p>Which importance ranks the channels of each unit (the lowest are removed). "
                                   "On the default model, combined keeps the most mAP as cut; weight_l1 recovers "
                                   "fastest when fine-tuned (bench/RESULTS.md, seed table).</p>")  # rich text wraps
@@ -112,13 +185,10 @@ class RatioPanel(QWidget):
         self.prune_head.setToolTip("The two hidden layers of the transformation net that regresses the box geometry")
         options_box = QGroupBox("Plan options")
         form = QFormLayout(options_box)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.FieldsStayAtSizeHint)
         form.addRow("Criterion", self.criterion)
-        mins = QHBoxLayout()
-        mins.addWidget(self.min_channels)
-        mins.addWidget(QLabel("round to"))
-        mins.addWidget(self.round_to)
-        mins.addStretch(1)
-        form.addRow("Min channels", mins)
+        form.addRow("Min channels", self.min_channels)
+        form.addRow("Round to", self.round_to)
         form.addRow(self.prune_trunk_output)
         form.addRow(self.prune_head)
 
@@ -132,7 +202,7 @@ class RatioPanel(QWidget):
             pg.addWidget(lab, 0, col)
         self.pred_labels: dict[str, tuple[QLabel, QLabel, QLabel]] = {}
         for row, key in enumerate(("Parameters", "MACs", "Size (fp32)", "Feature channels"), start=1):
-            pg.addWidget(QLabel(key), row, 0)
+            pg.addWidget(QLabel(PRED_TITLES.get(key, key)), row, 0)
             cells = tuple(QLabel() for _ in range(3))
             for col, lab in enumerate(cells, start=1):
                 lab.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
@@ -146,7 +216,10 @@ class RatioPanel(QWidget):
 
         # -- units
         self.table = QTableWidget(0, len(UNIT_COLUMNS))
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)  # a unit's start and end both tell
         self.table.setHorizontalHeaderLabels(list(UNIT_COLUMNS))
+        self.table.horizontalHeaderItem(COL_KEPT).setToolTip("Channels the plan keeps / the unit's channels")
+        self.table.horizontalHeaderItem(COL_LOCK).setToolTip("Locked rows keep their own ratio")
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.verticalHeader().setVisible(False)
@@ -156,29 +229,28 @@ class RatioPanel(QWidget):
         # would re-measure the whole column, which made a slider step cost ~80 ms on ResNet-101's 66 units
         h.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
         h.setSectionResizeMode(COL_SLIDER, QHeaderView.ResizeMode.Stretch)
-        self.unit_sliders: dict[str, QLabeledDoubleSlider] = {}
+        # the channel count is also in "Kept" (kept / channels): its own column is hidden, leaving the
+        # slider its track in a 1280 px window
+        self.table.setColumnHidden(COL_CHANNELS, True)
+        self.unit_sliders: dict[str, RatioSlider] = {}
         self.unit_locks: dict[str, QCheckBox] = {}
         self.unit_rows: dict[str, int] = {}
         self.empty_label = QLabel("Open a model (Model panel) to plan its pruning.")
         self.empty_label.setStyleSheet("color: palette(mid);")
 
-        top = QHBoxLayout()
-        left = QVBoxLayout()
-        left.addWidget(ratios_box)
-        left.addStretch(1)
-        right = QVBoxLayout()
-        right.addWidget(pred_box)
-        right.addWidget(options_box)
-        right.addStretch(1)
-        top.addLayout(left, 3)
-        top.addLayout(right, 2)
+        # the sliders get the panel's whole width; predictions and options share the row below
+        below = QHBoxLayout()
+        below.addWidget(pred_box, 3)
+        below.addWidget(options_box, 2)
         units_title = QLabel("<b>Units</b> — a unit's own ratio overrides its group's")
         lay = QVBoxLayout(self)
-        lay.addLayout(top)
+        lay.addWidget(ratios_box)
+        lay.addLayout(below)
         lay.addWidget(self.empty_label)
         lay.addWidget(units_title)
         lay.addWidget(self.table, 1)
         ratios_box.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.ratios_box, self.pred_box, self.options_box = ratios_box, pred_box, options_box
 
         # -- wiring
         self.global_slider.valueChanged.connect(self._global_moved)
@@ -259,13 +331,13 @@ class RatioPanel(QWidget):
         right = Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         for row, u in enumerate(units):
             name = QTableWidgetItem(short_unit_name(u.name))
-            name.setToolTip(f"{u.name}\n{u.kind} unit; producers: {', '.join(u.producers)}")
+            name.setToolTip(f"{u.name}\n{u.channels} channels; {u.kind} unit; producers: {', '.join(u.producers)}")
             self.table.setItem(row, 0, name)
             self.table.setItem(row, 1, QTableWidgetItem(u.group))
             ch = QTableWidgetItem(str(u.channels))
             ch.setTextAlignment(right)
-            self.table.setItem(row, 2, ch)
-            slider = ratio_slider()
+            self.table.setItem(row, COL_CHANNELS, ch)
+            slider = ratio_slider(MIN_TRACK_PX)
             slider.valueChanged.connect(lambda v, n=u.name: self._unit_moved(n, v))
             self.table.setCellWidget(row, COL_SLIDER, slider)
             kept = QTableWidgetItem()
@@ -285,6 +357,12 @@ class RatioPanel(QWidget):
                 self.table.resizeColumnToContents(c)
         self.table.setColumnWidth(COL_KEPT, max(self.table.columnWidth(COL_KEPT),
                                                 self.table.fontMetrics().horizontalAdvance("0000 / 0000") + 16))
+        # the slider column stretches, but never below a usable track plus its value box
+        slider_min = MIN_TRACK_PX + self.table.fontMetrics().horizontalAdvance("0.00") + 28  # + the value box
+        others = sum(self.table.columnWidth(c) for c in range(len(UNIT_COLUMNS))
+                     if c != COL_SLIDER and not self.table.isColumnHidden(c))
+        self.table.setMinimumWidth(others + slider_min + self.table.verticalScrollBar().sizeHint().width()
+                                   + 2 * self.table.frameWidth())
 
     def _criteria(self) -> list[str]:
         imp = self.session.importance
@@ -304,25 +382,36 @@ class RatioPanel(QWidget):
             self.global_slider.setValue(plan.ratio)
             groups = plan.group_ratio_map
             for g in GROUPS:
-                excluded = g == "transform" and not plan.prune_head
                 self.group_sliders[g].setValue(groups.get(g, plan.ratio))
                 self.group_locks[g].setChecked(g in groups)
-                usable = g in present and not excluded
-                for w in (self.group_sliders[g], self.group_locks[g], self.group_resets[g]):
-                    w.setEnabled(usable)
-                self.group_resets[g].setEnabled(usable and g in groups)
-                tip = ("" if g in present or not units else
-                       f"This model has no separate {g} unit (ResNet-18/34: the stem is coupled to layer 1)")
-                self.group_sliders[g].setToolTip(tip or "Fraction of this group's channels removed")
+                why = group_unavailable(g, present, bool(units), plan.prune_head)
+                set_enabled(self.group_sliders[g], not why, why, f"Fraction of the {GROUP_TITLES[g]} channels removed")
+                set_enabled(self.group_locks[g], not why, why,
+                            "Locked: this group keeps its own ratio when the global slider moves")
+                set_enabled(self.group_resets[g], not why and g in groups,
+                            why or "this group has no ratio of its own: it follows the global one",
+                            "Follow the global ratio again")
+                self.group_labels[g].setEnabled(not why)
+                self.group_labels[g].setToolTip(f"<p><i>Unavailable:</i> {html.escape(why)}</p>" if why else "")
+                # a short visible reason in place of lock / reset (the tooltip has the whole story)
+                note = self.group_notes[g]
+                note.setText(self._short_reason(g, why))
+                note.setToolTip(f"<p><i>Unavailable:</i> {html.escape(why)}</p>" if why else "")
+                show_note = bool(why) and bool(units)
+                note.setVisible(show_note)
+                self.group_locks[g].setVisible(not show_note)
+                self.group_resets[g].setVisible(not show_note)
             self.counts = plan_counts(plan, units) if units else {}
             overrides = plan.unit_ratio_map
             for u in units:
                 slider = self.unit_sliders[u.name]
                 slider.setValue(plan.ratio_for(u))
                 self.unit_locks[u.name].setChecked(u.name in overrides)
-                excluded = plan.excludes(u)
-                slider.setEnabled(not excluded)
-                self.unit_locks[u.name].setEnabled(not excluded)
+                why = unit_excluded_reason(u, plan) if plan.excludes(u) else ""
+                set_enabled(slider, not why, why, "Fraction of this unit's channels removed (its own ratio "
+                            "overrides its group's)")
+                set_enabled(self.unit_locks[u.name], not why, why,
+                            "Locked: this unit keeps its own ratio when the group or global slider moves")
                 item = self.table.item(self.unit_rows[u.name], COL_KEPT)
                 text = f"{self.counts[u.name]} / {u.channels}"
                 if item.text() != text:
@@ -341,8 +430,18 @@ class RatioPanel(QWidget):
         finally:
             self._syncing = False
         self.empty_label.setVisible(not units)
-        self.table.setEnabled(bool(units))
+        set_enabled(self.table, bool(units), "open a model first (Model panel)")
         self._show_prediction(info.cost if info is not None else None)
+
+    @staticmethod
+    def _short_reason(group: str, why: str) -> str:
+        if not why:
+            return ""
+        if group == "stem" and "coupled" in why:
+            return "in Layer 1"
+        if "transform net" in why:
+            return "switched off"
+        return "n/a"
 
     def _show_prediction(self, cost: PlanCostModel | None) -> None:
         if cost is None or not self.counts:
