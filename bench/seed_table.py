@@ -303,7 +303,7 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
             f"{_m(r['map_before'])} | {_m(r['map_after'])} | {'—' if ret is None else f'{ret:.0%}'} | "
             f"{'—' if ret_c is None else f'{ret_c:.0%}'} | "
             f"{'—' if not c or cost.get(c) is None else f'{cost[c]:.1f}'} |")
-    lines += ["", "Targets (issue 6): retention after fine-tuning ≥ 95 % at 30 % and ≥ 85 % at 50 %; the "
+    lines += ["", "Targets: retention after fine-tuning ≥ 95 % at 30 % and ≥ 85 % at 50 %; the "
               "gradient-free criterion within 0.02 mAP of gradient LCP."]
     by = {(r["ratio"], r["criterion"]): r for r in rows}
     for ratio in args.ratios:
@@ -324,7 +324,7 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
                          f"{st['map_after']:.3f}, retention "
                          f"{st['map_after'] / base_map:.0%}")
         lines.append(f"- {ratio:.0%}: " + "; ".join(parts))
-    lines += ["", "Seed study (ResNet-50 OS2D on GroZi-3.2k): " + ", ".join(
+    lines += ["", "The project report this tool grows from (ResNet-50 OS2D on GroZi-3.2k): " + ", ".join(
         f"{k:.0%}: {mb} MB / {m}" for k, (mb, m) in SEED.items()) + ". Different data and trunk: compare "
               "retention, not absolute mAP.", "", f"Command: `{args.command}`", "",
               *([f"![mAP vs size]({os.path.relpath(args.plot, Path(args.out).resolve().parent)})"] if args.plot else []),

@@ -463,7 +463,10 @@ class VideoView(QWidget):
         else:
             _, start, frames = request
             mode = "live" if kind == "play" and self.realtime.isChecked() else "offline"
-            name = "Playing video" if kind == "play" else f"Video frame {start + 1}"
+            if self.spec.startswith(CAMERA_PREFIX):  # a camera's errors are about the camera, not a frame
+                name = f"Reading camera {self.spec[len(CAMERA_PREFIX):]}"
+            else:
+                name = "Playing video" if kind == "play" else f"Showing frame {start + 1}"
             worker = self.runner.start(name, video_job, self.spec, start, s.model, s.pruned, images, names,
                                        max_frames=frames, mode=mode, features=self.features, **self._settings(),
                                        on_report=self._on_report, **callbacks)

@@ -147,7 +147,7 @@ def test_play_pause_step_seek_side_by_side(qtbot, compared, wait_idle):
     hits = view.features.hits
     assert view.step()
     wait_idle(w)
-    assert view.position == paused_at + 1 and started[-1] == f"Video frame {paused_at + 2}"
+    assert view.position == paused_at + 1 and started[-1] == f"Showing frame {paused_at + 2}"
     assert view.features.hits == hits + 2
 
     # seek while paused: that frame; the slider follows
@@ -307,6 +307,7 @@ def test_broken_video_gives_an_error_dialog(qtbot, compared, wait_idle, message_
     assert view.open_camera()
     wait_idle(w)
     assert message_boxes.texts()[-1].startswith("camera:63: cannot open the camera")
+    assert message_boxes[-1]["title"] == "Reading camera 63 failed"  # the camera, not "frame 1"
     assert not view.playing
 
 
