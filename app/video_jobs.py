@@ -31,6 +31,7 @@ import numpy as np
 from core.compare import CompareResult, FrameResult, compare, compare_video, render_pane, render_side_by_side
 from core.data.video import CAMERA_PREFIX, FrameSource, VideoError, open_source
 from core.detect import DEFAULT_TARGET_SIZE, ClassBank, Detections, Detector
+from core.io import give_new_file_mode
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import LoadedModel
 
@@ -315,6 +316,7 @@ def save_snapshot(path: str | os.PathLike, rgb: np.ndarray) -> Path:
             f.write(buf.tobytes())
             f.flush()
             os.fsync(f.fileno())
+        give_new_file_mode(tmp, path)
         _place_new(Path(tmp), path)
     finally:
         Path(tmp).unlink(missing_ok=True)

@@ -3,10 +3,12 @@ loader that meets a foreign or truncated file can say so in its own words."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import tempfile
 from pathlib import Path
+from typing import Any, Callable
 
 SNIFF_BYTES = 4096  # how much of a file `looks_like` reads
 
@@ -33,6 +35,11 @@ def _new_file_mode(path: Path) -> int:
         return stat.S_IMODE(path.stat().st_mode)
     except OSError:
         return 0o666 & ~_umask()
+
+
+def give_new_file_mode(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Before a temporary file (mkstemp: 0600) is renamed to `final`: the mode a plain open would give."""
+    os.chmod(tmp, _new_file_mode(Path(final)))
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -110,3 +117,36 @@ def zip_end_missing(path: str | os.PathLike, size: int) -> bool:
         tail = f.read()
     at = tail.rfind(b"PK\x05\x06")
     return at < 0 or len(tail) - at < 22 + int.from_bytes(tail[at + 20:at + 22], "little")
+
+
+def read_json(path: str | os.PathLike, error: Callable[[Path, str], Exception], kind: str) -> Any:
+    """The parsed JSON of a user's file, or `error(path, problem)` in our words: a loader of any JSON
+    file (plan, dataset description) reports a missing, foreign or broken file the same way, without the
+    decoder's or the operating system's text. `kind` names what was expected ("plan file")."""
+    path = Path(path)
+    if not path.exists():
+        raise error(path, f"{kind} not found")
+    if path.is_dir():
+        raise error(path, f"is a directory, expected a {kind}")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise error(path, f"cannot read the file ({e.strerror or type(e).__name__})") from None
+    if not data:
+        raise error(path, "file is empty")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        seen = looks_like(data[:SNIFF_BYTES])
+        raise error(path, f"not a JSON file (it looks like {seen})" if seen
+                    else "not a JSON file (not UTF-8 text)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        seen = looks_like(data[:SNIFF_BYTES])
+        where = f"invalid at line {e.lineno}, column {e.colno}"
+        raise error(path, f"not a readable JSON file ({where}; it looks like {seen})"
+                    if seen and seen != "a JSON file" and seen != "a text file"
+                    else f"not a readable JSON file ({where})") from None
+    except RecursionError:
+        raise error(path, "not a readable JSON file (nested too deeply)") from None

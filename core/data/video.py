@@ -13,6 +13,7 @@ fails to decode part-way — which we report as an error naming the frame instea
 from __future__ import annotations
 
 from core.errors import InputError
+from core.io import give_new_file_mode
 
 import os
 import tempfile
@@ -25,10 +26,15 @@ import cv2
 import numpy as np
 
 from core.data.images import IMAGE_SUFFIXES, ImageError, load_image, to_rgb_uint8
+from core.io import looks_like, read_head
 
 DEFAULT_FOLDER_FPS = 25.0  # an image folder has no frame rate of its own
 DEFAULT_CAMERA_FPS = 30.0  # when the driver reports none
 CAMERA_PREFIX = "camera:"
+# what `core.io.looks_like` calls files OpenCV may read as videos; anything else it names is refused before
+# OpenCV sees it (its image backend opens a still image as a one-frame video)
+VIDEO_KINDS = ("an MP4/MOV video", "a Matroska/WebM video")
+ANIMATED_KINDS = ("a GIF image",)  # a video when it has more than one frame
 
 
 class VideoError(InputError):
@@ -126,8 +132,15 @@ class VideoFileSource(FrameSource):
             raise VideoError(p, "file not found")
         if p.is_dir():
             raise VideoError(p, "is a directory, expected a video file")
-        if p.stat().st_size == 0:
+        try:
+            size, head = read_head(p)
+        except OSError as e:
+            raise VideoError(p, f"cannot read the file ({e.strerror or type(e).__name__})") from None
+        if size == 0:
             raise VideoError(p, "file is empty")
+        kind = looks_like(head)
+        if kind and kind not in VIDEO_KINDS + ANIMATED_KINDS:
+            raise VideoError(p, f"not a video (it looks like {kind})")
         self._cap = cv2.VideoCapture(str(p))
         if not self._cap.isOpened():
             self._cap.release()
@@ -137,6 +150,9 @@ class VideoFileSource(FrameSource):
         self.fps = fps if fps > 0 and np.isfinite(fps) else DEFAULT_FOLDER_FPS
         n = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         self.frame_count = n if n > 0 else None
+        if kind in ANIMATED_KINDS and (self.frame_count or 0) <= 1:
+            self._cap.release()
+            raise VideoError(p, f"not a video (it looks like {kind} with a single frame)")
         self.size = (int(self._cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(self._cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
         if self.size[0] <= 0 or self.size[1] <= 0:
             self._cap.release()
@@ -356,6 +372,7 @@ class VideoWriter:
                 raise VideoError(self.path, f"the {self.codec} encoder produced no data")
             with open(self._tmp, "rb+") as f:
                 os.fsync(f.fileno())
+            give_new_file_mode(self._tmp, self.path)
             os.replace(self._tmp, self.path)
         except BaseException:
             self._tmp.unlink(missing_ok=True)

@@ -325,3 +325,16 @@ def test_class_feature_cache_never_serves_another_model():
     for i in range(2):
         cache.put((i,), a, bank)
     assert cache.get(("k",), a) is None  # the oldest entry went
+
+
+def test_snapshots_get_the_usual_file_mode(tmp_path):
+    import os
+
+    from app.video_jobs import save_snapshot
+
+    old = os.umask(0o022)
+    try:
+        snap = save_snapshot(tmp_path / "s.png", np.zeros((8, 8, 3), np.uint8))
+    finally:
+        os.umask(old)
+    assert oct(os.stat(snap).st_mode & 0o777) == oct(0o644)

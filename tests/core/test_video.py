@@ -175,3 +175,21 @@ def test_writer_falls_back_and_fixes_sizes(tmp_path):
     with pytest.raises(VideoError, match=r"z\.mp4: cannot open a video writer \(tried XXXX \.mp4\)"):
         VideoWriter(tmp_path / "z.mp4", FPS, (W, H), codecs=[("XXXX", ".mp4")])
     assert leftovers(tmp_path) == ["y.avi"]
+
+
+def test_written_videos_get_the_usual_file_mode(tmp_path):
+    """Not mkstemp's 0600: what a plain open gives under the umask (0644 under 022)."""
+    import os
+
+    import numpy as np
+
+    from core.data.video import VideoWriter
+
+    old = os.umask(0o022)
+    try:
+        w = VideoWriter(tmp_path / "v.avi", 10, (64, 48))
+        w.write(np.zeros((48, 64, 3), np.uint8))
+        out = w.close()
+    finally:
+        os.umask(old)
+    assert oct(os.stat(out).st_mode & 0o777) == oct(0o644)
