@@ -47,7 +47,8 @@ def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]
 def map_range(plot: pg.PlotWidget, maps: list[float]) -> None:
     """mAP axes start at 0 and end a little above the best value (a flat 0 curve stays readable)."""
     top = max([0.0] + [m for m in maps if np.isfinite(m)])
-    plot.setYRange(0.0, max(0.05, min(1.0, top * 1.15)), padding=0.02)
+    # a little room above the best point, so its marker is not cut by the frame (mAP 1.0 included)
+    plot.setYRange(0.0, max(0.05, min(1.0, top * 1.15), top * 1.04), padding=0.02)
 
 
 def _legend(plot: pg.PlotWidget, offset: tuple[int, int] = (-8, 8)) -> None:

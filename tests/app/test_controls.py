@@ -265,3 +265,15 @@ def test_a_long_title_wraps_inside_a_narrow_plot(qtbot, width):
     qtbot.waitExposed(plot)
     QApplication.processEvents()
     inside(plot)
+
+
+def test_a_perfect_map_point_is_not_cut_by_the_frame(qtbot):
+    from app.views.metrics_view import map_range
+
+    plot = make_plot("size vs mAP", "size", "mAP@0.5")
+    qtbot.addWidget(plot)
+    map_range(plot, [0.7, 1.0])
+    _, (y0, y1) = plot.plotItem.vb.viewRange()
+    assert y0 <= 0.0 and y1 >= 1.03, "room above mAP 1.0 for the marker"
+    map_range(plot, [0.4])
+    assert plot.plotItem.vb.viewRange()[1][1] == pytest.approx(0.46, abs=0.02)
