@@ -17,20 +17,27 @@ from torchvision.ops import batched_nms, clip_boxes_to_image
 
 BOX_ENCODING_WEIGHTS = (10.0, 10.0, 5.0, 5.0)
 _BOX_CODER = BoxCoder(BOX_ENCODING_WEIGHTS)
+_WEIGHTS = torch.tensor(BOX_ENCODING_WEIGHTS)
+
+
+def anchor_boxes(fm_h, fm_w, box_size: float, stride: float, device=None) -> torch.Tensor:
+    """Default boxes [fm_h*fm_w, 4] (xyxy), computed afresh; sizes may be traced tensors (ONNX export)."""
+    cy = (torch.arange(fm_h, dtype=torch.float, device=device) + 0.5) * stride
+    cx = (torch.arange(fm_w, dtype=torch.float, device=device) + 0.5) * stride
+    cy, cx = torch.meshgrid(cy, cx, indexing="ij")  # row-major anchors: index = y * fm_w + x
+    cx, cy = cx.reshape(-1), cy.reshape(-1)
+    half = box_size / 2
+    return torch.stack([cx - half, cy - half, cx + half, cy + half], dim=1)
 
 
 @lru_cache(maxsize=64)
-def _strided_boxes_cpu(fm_h: int, fm_w: int, box_w: float, box_h: float, stride_w: float, stride_h: float) -> torch.Tensor:
-    cy = (torch.arange(fm_h, dtype=torch.float) + 0.5) * stride_h
-    cx = (torch.arange(fm_w, dtype=torch.float) + 0.5) * stride_w
-    cy, cx = torch.meshgrid(cy, cx, indexing="ij")  # row-major anchors: index = y * fm_w + x
-    cx, cy = cx.reshape(-1), cy.reshape(-1)
-    return torch.stack([cx - box_w / 2, cy - box_h / 2, cx + box_w / 2, cy + box_h / 2], dim=1)
+def _strided_boxes_cpu(fm_h: int, fm_w: int, box_size: float, stride: float) -> torch.Tensor:
+    return anchor_boxes(fm_h, fm_w, box_size, stride)
 
 
 def strided_boxes(fm_h: int, fm_w: int, box_size: float, stride: float, device=None) -> torch.Tensor:
     """Default boxes [fm_h*fm_w, 4] (xyxy) of one size, centred on each feature-map cell."""
-    boxes = _strided_boxes_cpu(int(fm_h), int(fm_w), float(box_size), float(box_size), float(stride), float(stride))
+    boxes = _strided_boxes_cpu(int(fm_h), int(fm_w), float(box_size), float(stride))
     return boxes.to(device) if device is not None else boxes.clone()
 
 
@@ -47,7 +54,7 @@ def clip_to_min_size(boxes: torch.Tensor, min_size: float = 1.0) -> torch.Tensor
 
 def encode(boxes: torch.Tensor, default_boxes: torch.Tensor) -> torch.Tensor:
     """Box codes [N, 4] of `boxes` relative to `default_boxes` (torchvision's (10, 10, 5, 5) encoding)."""
-    weights = torch.tensor(BOX_ENCODING_WEIGHTS, dtype=boxes.dtype, device=boxes.device)
+    weights = _WEIGHTS.to(dtype=boxes.dtype, device=boxes.device)  # a constant, also when traced for export
     return encode_boxes(clip_to_min_size(boxes), clip_to_min_size(default_boxes), weights)
 
 

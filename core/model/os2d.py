@@ -90,18 +90,29 @@ class Aligner(nn.Module):
             p = torch.stack([p[:, 0], zero, p[:, 1], zero, p[:, 2], p[:, 3]], dim=1)
         theta = p.view(-1, 2, 3)
         if self.inverse_geom:
-            bottom = torch.zeros(theta.size(0), 1, 3, dtype=theta.dtype, device=theta.device)
-            bottom[:, :, 2] = 1
-            full = torch.cat([theta, bottom], dim=1)
-            inv, info = torch.linalg.inv_ex(full)
-            if bool((info != 0).any()):  # singular somewhere: regularize like OS2D does
-                inv = torch.linalg.inv(full + 1e-5 * torch.eye(3, dtype=full.dtype, device=full.device))
-            theta = inv[:, :2, :].contiguous()
+            theta = invert_affine(theta)
         return theta
 
     def forward(self, corr_maps: torch.Tensor) -> torch.Tensor:
         """[N, 225, H, W] correlations → affine maps [N*H*W, 2, 3] of each anchor's local [-1, 1] frame."""
         return self.affine_matrices(self.parameter_regressor(corr_maps))
+
+
+def invert_affine(theta: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Inverse of each 2x3 affine map [N, 2, 3] (as the 3x3 matrix with bottom row 0 0 1), in closed form.
+
+    Closed form rather than `torch.linalg.inv`: it exports to ONNX and has no data-dependent branch.
+    A singular map is regularized as OS2D does (inverse of M + eps * I), element by element."""
+    a, b, tx = theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2]
+    c, d, ty = theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2]
+    singular = (a * d - b * c) == 0
+    reg = torch.where(singular, torch.full_like(a, eps), torch.zeros_like(a))
+    a, d, s = a + reg, d + reg, 1 + reg
+    det = a * d - b * c
+    ia, ib, ic, id_ = d / det, -b / det, -c / det, a / det
+    itx = -(ia * tx + ib * ty) / s
+    ity = -(ic * tx + id_ * ty) / s
+    return torch.stack([ia, ib, itx, ic, id_, ity], dim=1).view(-1, 2, 3)
 
 
 class HeadCreator(nn.Module):
@@ -130,6 +141,20 @@ def _anchor_affine(theta: torch.Tensor, h: int, w: int, size: float, stride: flo
     return torch.cat([out[:, :, :2], (out[:, :, 2] + shift).unsqueeze(-1)], dim=2)
 
 
+def _at_least_one(n):
+    """max(n, 1) for a size that is an int in eager mode and a traced tensor while exporting."""
+    return n.clamp(min=1) if isinstance(n, torch.Tensor) else max(n, 1)
+
+
+def affine_grid(theta: torch.Tensor, size: int) -> torch.Tensor:
+    """`F.affine_grid(theta, [N, 1, size, size], align_corners=True)` as one matmul: the same arithmetic,
+    and it exports to ONNX opsets before 20."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, size, dtype=theta.dtype, device=theta.device),
+                            torch.linspace(-1, 1, size, dtype=theta.dtype, device=theta.device), indexing="ij")
+    base = torch.stack([xs, ys, torch.ones_like(xs)], dim=-1).view(size * size, 3)
+    return torch.matmul(base, theta.transpose(1, 2)).view(-1, size, size, 2)
+
+
 # the four corners of the [-1, 1] grid in OS2D's order: (top-left, top-right, bottom-left, bottom-right)
 _CORNERS = torch.tensor([[-1.0, -1.0, 1.0], [1.0, -1.0, 1.0], [-1.0, 1.0, 1.0], [1.0, 1.0, 1.0]])
 
@@ -139,7 +164,7 @@ def resample_correlations(corr: torch.Tensor, grids_unit: torch.Tensor, pool_mas
     """Sample each template cell's correlation channel at its transformed position and pool.
 
     corr: [B, C, 225, H, W] with channel index x*15 + y (weakalign's transposed order);
-    grids_unit: [B*C*H*W, 15, 15, 2] in [-1, 1] feature-map coordinates; pool_mask: [C, 225].
+    grids_unit: [B*C*H*W, 15, 15, 2] in [-1, 1] feature-map coordinates; pool_mask: [C, 225] or [1, 225].
     The 225 channels are stacked along y into one tall single-channel image so a single
     `grid_sample` call does all lookups; double precision keeps the merged coordinate exact.
     """
@@ -154,7 +179,7 @@ def resample_correlations(corr: torch.Tensor, grids_unit: torch.Tensor, pool_mas
     coords = torch.stack([x, y], dim=-1).view(b * c, -1, 1, 2)
     sampled = F.grid_sample(stacked, coords, mode="bilinear", padding_mode="border", align_corners=True)
     sampled = sampled.view(b, c, h * w, GRID * GRID).to(corr.dtype)
-    return (sampled * pool_mask.view(1, c, 1, GRID * GRID)).sum(-1)  # [B, C, H*W]
+    return (sampled * pool_mask.view(1, -1, 1, GRID * GRID)).sum(-1)  # [B, C, H*W]
 
 
 def class_pool_mask(num_classes: int, device=None) -> torch.Tensor:
@@ -208,7 +233,7 @@ class OS2DModel(nn.Module):
     def head(self, feature_maps: torch.Tensor, class_feats: torch.Tensor, *, with_detached: bool = False) -> OS2DOutput:
         b, d, h, w = feature_maps.shape
         c = class_feats.size(0)
-        if class_feats.size(1) != d:
+        if not torch.jit.is_tracing() and class_feats.size(1) != d:
             raise ValueError(f"class features have {class_feats.size(1)} channels, target features {d}")
         cf = l2_normalize_channels(class_feats, 1e-5)
         tf = l2_normalize_channels(feature_maps, 1e-5)
@@ -220,10 +245,10 @@ class OS2DModel(nn.Module):
         corr = corr.view(b, c, GRID * GRID, h, w)
 
         # sampling positions: anchors of 15 feature-map cells at stride 1, mapped to grid_sample's [-1, 1]
-        sx, sy = 2.0 / max(w - 1, 1), 2.0 / max(h - 1, 1)
+        sx, sy = 2.0 / _at_least_one(w - 1), 2.0 / _at_least_one(h - 1)
         theta_unit = _anchor_affine(theta, h, w, GRID, 1.0, scale_xy=(sx, sy), shift_xy=(-1.0, -1.0))
-        grids_unit = F.affine_grid(theta_unit, [theta.size(0), 1, GRID, GRID], align_corners=True)
-        mask = class_pool_mask(c, corr.device)
+        grids_unit = affine_grid(theta_unit, GRID)
+        mask = class_pool_mask(1, corr.device)
         cls = resample_correlations(corr, grids_unit, mask, self.resample_dtype)
         if with_detached and cls.requires_grad:
             cls_detached = resample_correlations(corr, grids_unit.detach(), mask, self.resample_dtype)
@@ -235,7 +260,7 @@ class OS2DModel(nn.Module):
         theta_img = _anchor_affine(theta, h, w, self.box_size, self.stride)
         corners = torch.matmul(theta_img, _CORNERS.to(theta_img).t()).transpose(1, 2)  # [N, 4, 2]
         boxes = torch.cat([corners.min(dim=1).values, corners.max(dim=1).values], dim=1)
-        img_boxes = box_coder.strided_boxes(h, w, self.box_size, self.stride, device=corr.device)
+        img_boxes = box_coder.anchor_boxes(h, w, self.box_size, self.stride, device=corr.device)
         defaults = img_boxes.repeat(b * c, 1)
         loc = box_coder.encode(boxes, defaults).view(b, c, h * w, 4)
         corners = corners.detach().reshape(b, c, h * w, 8)
