@@ -49,18 +49,21 @@ class EtaEstimator:
     Why not `elapsed / done * remaining`: a job's first steps are often the odd ones (loading, warm-up),
     so that formula swings wildly early on, and when a job's counter restarts (a new phase with its own
     `total`) it divides by a tiny `done` and shows hours. Here the rate is a ratio of exponentially
-    weighted sums of work done and time spent (`half_life` seconds), so one slow or fast step moves it
-    a little; a restart (`done` going back, or a new `total`) starts a fresh estimate. An estimate is given
-    only after `min_steps` advances and `min_seconds` of measuring; `done >= total` is always 0.
+    weighted sums of work done and time spent (over `half_life` seconds, and at least `half_life_steps`
+    advances when steps are slow), so one slow or fast step moves it a little; a restart (`done` going
+    back, or a new `total`) starts a fresh estimate. An estimate is given only after `min_steps` advances
+    and `min_seconds` of measuring; `done >= total` is always 0.
 
     Between reports `eta(now)` counts down while the step in progress takes no longer than steps have
-    taken; once it is overdue, the time it has taken so far counts as time without work, so the estimate
-    grows instead of sitting at a stale value (or at 0) while a slow step runs.
+    taken; once it is overdue, the time past that counts as time without work, so the estimate grows
+    smoothly instead of sitting at a stale value (or at 0) while a slow step runs.
     """
 
-    def __init__(self, *, half_life: float = 4.0, min_steps: int = 3, min_seconds: float = 2.0,
+    def __init__(self, *, half_life: float = 4.0, half_life_steps: float = 3.0, min_steps: int = 3,
+                 min_seconds: float = 2.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.half_life = float(half_life)
+        self.half_life_steps = float(half_life_steps)
         self.min_steps = int(min_steps)
         self.min_seconds = float(min_seconds)
         self.clock = clock
@@ -80,7 +83,12 @@ class EtaEstimator:
         self._count = 0.0  # ... and advances (for the size of a typical advance)
 
     def _keep(self, dt: float) -> float:
-        return math.exp(-math.log(2.0) * dt / self.half_life) if self.half_life > 0 else 0.0
+        """How much of the past one advance after `dt` seconds keeps: half per `half_life` seconds, but
+        never less than half per `half_life_steps` advances (slow steps still average over a few)."""
+        halvings = dt / self.half_life if self.half_life > 0 else math.inf
+        if self.half_life_steps > 0:
+            halvings = min(halvings, 1.0 / self.half_life_steps)
+        return 0.5 ** halvings
 
     @property
     def rate(self) -> float:
@@ -128,7 +136,9 @@ class EtaEstimator:
         step = self._work / self._count  # a typical advance
         if gap <= step / rate:
             return max(left / rate - gap, 0.0)  # counting down through the step in progress
-        slower = self._work / (self._time + gap)  # overdue: the gap so far counts as time without work
+        # overdue: the time past what a step takes counts as time without work (so the estimate grows
+        # smoothly from where the countdown left it)
+        slower = self._work / (self._time + gap - step / rate)
         return max(left - step, 0.0) / slower
 
 

@@ -160,3 +160,33 @@ def test_console_progress_prints_measured_eta(monkeypatch):
     lines = [line.rstrip() for line in out.getvalue().split("\r") if line]
     assert "ETA    ?s" in lines[1]  # one step measured: no estimate yet
     assert re.search(r"ETA\s+95s step 5 of 100$", lines[-1])
+
+
+def test_eta_follows_slow_uneven_steps_without_jumps():
+    """Steps of 9-16 s (an importance pass at a large scale), read every 3 s as the status bar does."""
+    import random
+
+    rng = random.Random(1)
+    clock = Clock()
+    start = clock.t
+    est = EtaEstimator(clock=clock)
+    est.start()
+    ends, acc = [], 0.0
+    for _ in range(8):
+        acc += rng.uniform(9.0, 16.0)
+        ends.append(start + acc)
+    shown, done, t = [], 0, start
+    while t < ends[-1] - 3.0:
+        t += 3.0
+        while done < len(ends) and ends[done] <= t:
+            clock.t = ends[done]
+            done += 1
+            est.update(done * 100, 800)
+        clock.t = t
+        eta = est.eta()
+        if eta >= 0:
+            shown.append((eta, ends[-1] - t))
+    assert len(shown) > 15
+    for eta, truth in shown:
+        assert abs(eta - truth) <= 0.3 * truth + 6.0, (eta, truth)
+    assert all(b[0] <= a[0] + 3.0 for a, b in zip(shown, shown[1:])), "no jumps up between readings"
