@@ -13,7 +13,6 @@ from __future__ import annotations
 from core.errors import InputError
 
 import csv
-import json
 import math
 import os
 import re
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from core.io import SNIFF_BYTES, looks_like, read_head, read_json
 
 REQUIRED_COLUMNS = ("imageid", "imagefilename", "classid", "classfilename", "gtbboxid", "difficult",
                     "lx", "ty", "rx", "by")
@@ -139,11 +140,45 @@ def _parse_difficult(text: str, line: int, csv_path: Path) -> bool:
     raise DatasetError(csv_path, f"row at line {line}: column 'difficult' must be 0 or 1, got {text!r}")
 
 
+def _csv_problem(csv_path: Path) -> str:
+    """Why a file cannot be an annotation CSV before parsing it ("" when it may be one): a foreign or binary
+    file is named by its content, not by the CSV reader's complaint."""
+    try:
+        _, head = read_head(csv_path)
+    except OSError as e:
+        return f"cannot read the file ({e.strerror or type(e).__name__})"
+    seen = looks_like(head)
+    if seen and seen != "a text file":
+        return f"not a CSV file (it looks like {seen})"
+    if b"\x00" in head:
+        return "not a CSV file (it holds binary data)"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if not (len(head) == SNIFF_BYTES and e.start >= SNIFF_BYTES - 3):  # a character cut at the end is fine
+            return "not a CSV file (not UTF-8 text)"
+    return ""
+
+
+def _found_columns(columns: list[str]) -> str:
+    """The header as found, short enough for one line."""
+    if len(columns) == 1 and ";" in columns[0]:
+        return "its columns are separated by ';', the format uses ','"
+    shown = ", ".join(c[:40] for c in columns[:12]) + (f" and {len(columns) - 12} more" if len(columns) > 12 else "")
+    return f"found: {shown or 'none'}"
+
+
 def read_annotation_csv(csv_path: str | os.PathLike) -> list[_Row]:
     """Parse and validate every row; boxes must lie in the image (±1e-3) and have positive size."""
     csv_path = Path(csv_path)
+    if csv_path.is_dir():
+        raise DatasetError(csv_path, "is a directory, expected the annotation CSV file")
     if not csv_path.is_file():
         raise DatasetError(csv_path, "annotation CSV not found")
+    problem = _csv_problem(csv_path)
+    if problem:
+        raise DatasetError(csv_path, problem)
+    reader = None
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as f:
             reader = csv.DictReader(f)
@@ -151,7 +186,7 @@ def read_annotation_csv(csv_path: str | os.PathLike) -> list[_Row]:
             missing = [c for c in REQUIRED_COLUMNS if c not in columns and c not in DEFAULTED_COLUMNS]
             if missing:
                 raise DatasetError(csv_path, f"missing required column(s): {', '.join(missing)} "
-                                             f"(found: {', '.join(columns) or 'none'})")
+                                             f"({_found_columns(columns)})")
             reader.fieldnames = columns
             has_split = "split" in columns
             rows = []
@@ -184,8 +219,13 @@ def read_annotation_csv(csv_path: str | os.PathLike) -> list[_Row]:
                     difficult=_parse_difficult(raw["difficult"], line, csv_path),
                     box=(lx, ty, rx, by), split=raw["split"].strip() if has_split else None,
                 ))
-    except (UnicodeDecodeError, csv.Error) as e:
-        raise DatasetError(csv_path, f"cannot parse CSV: {e}") from e
+    except UnicodeDecodeError:
+        raise DatasetError(csv_path, "not a CSV file (not UTF-8 text)") from None
+    except csv.Error as e:
+        what = "a field is too long" if "field limit" in str(e) else "malformed quoting or line breaks"
+        raise DatasetError(csv_path, f"cannot parse CSV near line {reader.line_num if reader else 1} ({what})") from None
+    except OSError as e:
+        raise DatasetError(csv_path, f"cannot read the file ({e.strerror or type(e).__name__})") from None
     return rows
 
 
@@ -263,6 +303,25 @@ def _select_split(rows: list[_Row], split: str, csv_path: Path) -> list[_Row]:
 
 # -- the two layouts --------------------------------------------------------------------------------
 
+def _json_type(value) -> str:
+    """A JSON value's kind in JSON's words ("a number", "a list")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _short(value) -> str:
+    """A value for a one-line message: repr, cut at 40 characters."""
+    r = repr(value)
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
 def load_dataset_dir(root: str | os.PathLike, split: str | None = None) -> OS2DDataset:
     """Our layout: a folder with dataset.json naming the CSV and the image folders (relative to it).
 
@@ -272,29 +331,30 @@ def load_dataset_dir(root: str | os.PathLike, split: str | None = None) -> OS2DD
         root, meta_path = root.parent, root
     else:
         meta_path = root / "dataset.json"
-    if not meta_path.is_file():
+    if not meta_path.exists():
         raise DatasetError(root, "no dataset.json here (for the GroZi-3.2k layout use 'grozi:PATH')")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise DatasetError(meta_path, f"cannot read JSON: {e}") from e
+    meta = read_json(meta_path, DatasetError, "dataset description (dataset.json)")
     if not isinstance(meta, dict):
-        raise DatasetError(meta_path, "expected a JSON object")
+        raise DatasetError(meta_path, f"a dataset description is a JSON object, got {_json_type(meta)}")
     fmt = meta.get("format", "os2d-csv")
     if fmt != "os2d-csv":
-        raise DatasetError(meta_path, f"unsupported format {fmt!r} (expected 'os2d-csv')")
-    if not isinstance(meta.get("csv"), str):
+        raise DatasetError(meta_path, f"unsupported format {_short(fmt)} (expected 'os2d-csv')")
+    if "csv" not in meta:
         raise DatasetError(meta_path, "missing 'csv' (path of the annotation CSV)")
+    if not isinstance(meta["csv"], str) or not meta["csv"].strip():
+        raise DatasetError(meta_path, f"'csv' must be the path of the annotation CSV (a string), "
+                                      f"got {_json_type(meta['csv'])}: {_short(meta['csv'])}")
     eval_scale = meta.get("eval_scale", DEFAULT_EVAL_SCALE)
-    if isinstance(eval_scale, bool) or not isinstance(eval_scale, (int, float)) or not eval_scale > 0:
-        raise DatasetError(meta_path, f"'eval_scale' must be a positive number, got {eval_scale!r}")
+    if (isinstance(eval_scale, bool) or not isinstance(eval_scale, (int, float)) or not eval_scale > 0
+            or not math.isfinite(eval_scale)):
+        raise DatasetError(meta_path, f"'eval_scale' must be a positive number, got {_short(eval_scale)}")
     image_size = meta.get("image_size")
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
                                    or image_size <= 0):
-        raise DatasetError(meta_path, f"'image_size' must be a positive integer or null, got {image_size!r}")
+        raise DatasetError(meta_path, f"'image_size' must be a positive integer or null, got {_short(image_size)}")
     for key in ("class_image_dir", "image_dir", "name"):
         if key in meta and not isinstance(meta[key], str):
-            raise DatasetError(meta_path, f"'{key}' must be a string")
+            raise DatasetError(meta_path, f"'{key}' must be a string, got {_json_type(meta[key])}: {_short(meta[key])}")
 
     csv_path = root / meta["csv"]
     split = split or "all"

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from core.errors import InputError
 from core.model.os2d import GRID, OS2DModel
 from core.prune.units import TRUNK, Unit, find_units
 
@@ -35,8 +36,21 @@ MAX_RATIO = 0.95
 CLASS_TRUNK = "net_label_features.net_class_features"
 
 
-class PlanError(ValueError):
-    """A plan that cannot be applied; the message says which field, unit or file is wrong."""
+class PlanError(InputError):
+    """A plan that cannot be applied; the message says which field, unit or file is wrong.
+
+    `PlanError(file, problem)` like every InputError when the plan came from a file; `PlanError(problem)`
+    where it has none (sliders, a project's plan section), so the caller that knows the source can name it."""
+
+    def __init__(self, *args: str | os.PathLike) -> None:
+        if len(args) == 2:
+            super().__init__(*args)
+        elif len(args) == 1:
+            ValueError.__init__(self, str(args[0]))
+            self.source = self.path = ""
+            self.problem = str(args[0])
+        else:
+            raise TypeError("PlanError(problem) or PlanError(file, problem)")
 
 
 class ImportanceLike(Protocol):
@@ -178,17 +192,15 @@ class PruningPlan:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "PruningPlan":
+        """The one way a plan file is read (CLI --plan, the GUI): every problem names the file."""
+        from core.io import read_json
+
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise PlanError(f"{path}: plan file not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise PlanError(f"{path}: not a readable JSON plan ({e})") from None
+        data = read_json(path, PlanError, "plan file")
         try:
             return cls.from_json(data)
         except PlanError as e:
-            raise PlanError(f"{path}: {e}") from None
+            raise PlanError(path, e.problem) from None
 
 
 # -- how many channels -----------------------------------------------------------------------------

@@ -123,6 +123,21 @@ def test_error_missing_csv(tmp_path):
     assert e.value.path == str(root / TINY_CSV)
 
 
+def test_error_csv_that_is_a_directory_or_no_text(tmp_path):
+    root = copy_tiny(tmp_path)
+    (root / TINY_CSV).unlink()
+    (root / TINY_CSV).mkdir()
+    with pytest.raises(DatasetError, match=r"tiny\.csv: is a directory, expected the annotation CSV file$"):
+        open_dataset(root)
+    (root / TINY_CSV).rmdir()
+    (root / TINY_CSV).write_bytes(b"imageid,classid\n\xff\xfe\xfa,1\n")
+    with pytest.raises(DatasetError, match=r"tiny\.csv: not a CSV file \(not UTF-8 text\)$"):
+        open_dataset(root)
+    (root / TINY_CSV).write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(DatasetError, match=r"tiny\.csv: not a CSV file \(it looks like a PNG image\)$"):
+        open_dataset(root)
+
+
 def test_error_missing_columns_lists_them(tmp_path):
     root = copy_tiny(tmp_path)
     fields, rows = read_rows(root / TINY_CSV)
@@ -224,7 +239,14 @@ def test_error_dataset_json_problems(tmp_path):
     root = copy_tiny(tmp_path)
     meta = root / "dataset.json"
     meta.write_text("{not json")
-    with pytest.raises(DatasetError, match=r"dataset\.json: cannot read JSON"):
+    with pytest.raises(DatasetError, match=r"dataset\.json: not a readable JSON file \(invalid at line 1, column 2\)$"):
+        open_dataset(root)
+    meta.write_bytes(b"\xff\xfe{}")
+    with pytest.raises(DatasetError, match=r"dataset\.json: not a JSON file \(not UTF-8 text\)$"):
+        open_dataset(root)
+    meta.write_text(json.dumps({"csv": 3}))
+    with pytest.raises(DatasetError, match=r"dataset\.json: 'csv' must be the path of the annotation CSV \(a string\), "
+                                           r"got a number: 3$"):
         open_dataset(root)
     meta.write_text(json.dumps({"format": "coco", "csv": TINY_CSV}))
     with pytest.raises(DatasetError, match=r"dataset\.json: unsupported format 'coco'"):

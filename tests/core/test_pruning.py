@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch import nn
 
+from core.errors import InputError
 from core.eval.profile import compare_profiles, count_macs_by_hooks, profile_model
 from core.jobs import CancelToken, Cancelled
 from core.model.checkpoint import CheckpointError, file_sha256, load_model, save_model
@@ -240,11 +241,19 @@ def test_plan_json_roundtrip_and_file_errors(tmp_path):
     (tmp_path / "bad.json").write_text('{"ratio": 0.3, "ratios": {}}')
     with pytest.raises(PlanError, match=r"bad\.json: unknown plan field\(s\) ratios"):
         PruningPlan.load(tmp_path / "bad.json")
-    (tmp_path / "broken.json").write_text("{")
-    with pytest.raises(PlanError, match=r"broken\.json: not a readable JSON plan"):
+    (tmp_path / "broken.json").write_text('{\n  "ratio": 0.3,,\n}')
+    with pytest.raises(PlanError, match=r"broken\.json: not a readable JSON file \(invalid at line 2, column 16\)$"):
         PruningPlan.load(tmp_path / "broken.json")
     with pytest.raises(PlanError, match="missing.json: plan file not found"):
         PruningPlan.load(tmp_path / "missing.json")
+    (tmp_path / "folder.json").mkdir()
+    with pytest.raises(PlanError, match=r"folder\.json: is a directory, expected a plan file$"):
+        PruningPlan.load(tmp_path / "folder.json")
+    (tmp_path / "image.json").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    with pytest.raises(PlanError, match=r"image\.json: not a JSON file \(it looks like a PNG image\)$") as e:
+        PruningPlan.load(tmp_path / "image.json")
+    assert isinstance(e.value, InputError) and e.value.path == str(tmp_path / "image.json")
+    assert str(PlanError("no file")) == "no file"  # a plan from sliders: the caller names the source
 
 
 def test_surgery_rejects_bad_kept_channels(model):

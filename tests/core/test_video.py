@@ -1,5 +1,6 @@
 """Frame sources and the atomic video writer (small videos written here with OpenCV)."""
 
+import shutil
 from pathlib import Path
 
 import cv2
@@ -9,6 +10,7 @@ import pytest
 from core.data.video import (
     CameraSource, ImageFolderSource, VideoError, VideoFileSource, VideoWriter, open_source,
 )
+from core.resources import samples_dir
 
 from _video_helpers import FPS, H, N, W, frame_rgb, write_cv2  # noqa: E402
 
@@ -103,8 +105,14 @@ def test_open_errors_name_the_file(tmp_path):
         open_source(tmp_path / "missing.mp4")
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n" * 20)
-    with pytest.raises(VideoError, match=r"notes\.mp4: cannot open as a video"):
+    with pytest.raises(VideoError, match=r"notes\.mp4: not a video \(it looks like a text file\)$"):
         open_source(text)
+    shutil.copy(samples_dir() / "class_83.png", tmp_path / "still.mp4")  # OpenCV would open it as one frame
+    with pytest.raises(VideoError, match=r"still\.mp4: not a video \(it looks like a PNG image\)$"):
+        open_source(tmp_path / "still.mp4")
+    (tmp_path / "unknown.mp4").write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(VideoError, match=r"unknown\.mp4: cannot open as a video"):
+        open_source(tmp_path / "unknown.mp4")
     empty = tmp_path / "empty.avi"
     empty.write_bytes(b"")
     with pytest.raises(VideoError, match=r"empty\.avi: file is empty"):
