@@ -100,13 +100,13 @@ def detect_job(models: Mapping[str, LoadedModel], class_images: Sequence[np.ndar
         cancel.raise_if_cancelled()
         size = float(loaded.meta.get("eval_scale") or DEFAULT_TARGET_SIZE)
         det = Detector(loaded.model, device, target_size=size)
-        progress(step, total, f"{variant}: class features")
+        progress(step, total, f"{variant} model: class features")
         bank = det.prepare_classes(list(class_images), names=list(class_names))
         step += 1
         cancel.raise_if_cancelled()
-        progress(step, total, f"{variant}: detecting")
+        progress(step, total, f"{variant} model: target image")
         out[variant] = det.detect(target, bank, score_threshold=float("-inf"), nms_iou_threshold=nms_iou_threshold)
         sizes[variant] = size
         step += 1
-        progress(step, total, f"{variant}: {len(out[variant])} detections")
+        progress(step, total, f"{variant} model: {len(out[variant])} detections")
     return DetectionRun(out, tuple(class_names), float(nms_iou_threshold), sizes)

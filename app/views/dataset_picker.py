@@ -12,6 +12,9 @@ from app.state import Session
 from app.workbench import WorkbenchController
 
 
+BUNDLED_TEXT = "bundled sample benchmark"
+
+
 class DatasetPicker(QWidget):
     def __init__(self, session: Session, workbench: WorkbenchController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -46,19 +49,22 @@ class DatasetPicker(QWidget):
 
     def refresh(self) -> None:
         current = self.workbench.dataset() or ""
-        if self.edit.text() != current:
-            self.edit.setText(current)
-        self.edit.setCursorPosition(0)
-        self.edit.setToolTip(current or self.edit.placeholderText())
         bundled = not self.session.dataset_path and bool(current)
-        self.note.setText("The bundled sample benchmark (16 train + 16 held-out val images). For a bigger one: "
-                          "… → New sample benchmark…" if bundled else "")
+        shown = "" if bundled else current  # the bundled set is named by the placeholder, not its install path
+        if self.edit.text() != shown:
+            self.edit.setText(shown)
+        self.edit.setCursorPosition(0)
+        self.edit.setPlaceholderText(BUNDLED_TEXT if bundled else "dataset folder or grozi:PATH")
+        self.edit.setToolTip(f"The bundled sample benchmark: {current}" if bundled else
+                             (current or "dataset folder or grozi:PATH"))
+        self.note.setText("16 train + 16 held-out val images. A bigger one: … → New sample benchmark…"
+                          if bundled else "")
         self.note.setWordWrap(True)
         self.note.setVisible(bundled)
 
     def _edited(self) -> None:
         text = self.edit.text().strip()
-        if text != (self.workbench.dataset() or ""):
+        if (text or None) != self.session.dataset_path:
             self.session.set_dataset(text or None)
 
     def choose(self) -> None:
