@@ -25,6 +25,7 @@ from torch import nn
 from core.io import ZIP_MAGIC, atomic_write_bytes, looks_like, read_head, zip_end_missing
 from core.model.os2d import ModelConfig, OS2DModel
 
+OS2D_TARGET_SIZE = 1280.0  # GroZi-3.2k's evaluation scale: what official models are run at
 FORMAT_NAME = "os2d-studio"
 FORMAT_VERSION = 1
 TRUNK = "net_feature_maps."
@@ -49,6 +50,18 @@ class LoadedModel:
     meta: dict = field(default_factory=dict)  # provenance, metrics, eval_scale, plan, ...
     sha256: str = ""  # of the whole file
     verified: bool = False  # the file recorded a content checksum and its content matched it
+
+    @property
+    def eval_scale(self) -> float | None:
+        """The target size (h·w ≈ size²) the model was trained at and is judged at, when it records one:
+        its fixed-size default boxes only fit objects of the size it learned."""
+        value = self.meta.get("eval_scale")
+        return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0 else None
+
+    def scale(self, dataset: Any = None) -> float:
+        """The one rule for the size a model runs at: its own scale, else the dataset's evaluation scale
+        (OS2D's protocol for models that store none), else GroZi-3.2k's 1280, OS2D's default."""
+        return self.eval_scale or float(getattr(dataset, "eval_scale", 0) or OS2D_TARGET_SIZE)
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -411,6 +424,73 @@ def save_model(model: OS2DModel, path: str | os.PathLike, *, meta: dict | None =
     }
     atomic_torch_save(payload, path)
     return path
+
+
+# -- other files of ours (resume checkpoints) ---------------------------------------------------------
+def tree_digest(obj: Any) -> str:
+    """SHA-256 of a nested payload (mappings, lists, tensors, plain values) as a loader sees it: keys in
+    sorted order, tensors by dtype, shape and bytes. Like `content_digest`, independent of torch's zip
+    layout; it covers what a resume checkpoint holds besides weights (optimizer state, history)."""
+    import numpy as np
+
+    h = hashlib.sha256()
+
+    def walk(v: Any) -> None:
+        if isinstance(v, torch.Tensor):
+            t = v.detach().cpu().contiguous()
+            h.update(f"T{t.dtype}{list(t.shape)}:".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(v, Mapping):
+            h.update(f"{{{len(v)}:".encode())
+            for k in sorted(v, key=lambda k: (type(k).__name__, repr(k))):
+                h.update(f"{type(k).__name__}:{k!r}=".encode())
+                walk(v[k])
+            h.update(b"}")
+        elif isinstance(v, (list, tuple)):
+            h.update(f"[{len(v)}:".encode())
+            for item in v:
+                walk(item)
+            h.update(b"]")
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            h.update(f"{type(v).__name__}:{v!r};".encode())
+        elif isinstance(v, np.ndarray):
+            a = np.ascontiguousarray(v)
+            h.update(f"A{a.dtype.str}{list(a.shape)}:".encode())
+            h.update(a.tobytes())
+        elif isinstance(v, np.generic):
+            h.update(f"{type(v).__name__}:{v.item()!r};".encode())
+        else:
+            raise TypeError(f"cannot digest a {type(v).__name__}")
+
+    walk(obj)
+    return h.hexdigest()
+
+
+def save_checked(payload: Mapping[str, Any], path: str | os.PathLike) -> Path:
+    """Write a payload of ours atomically with a digest of all of it (`read_checked` verifies it)."""
+    payload = dict(payload)
+    payload.pop(CHECKSUM_KEY, None)
+    payload[CHECKSUM_KEY] = tree_digest(payload)
+    atomic_torch_save(payload, path)
+    return Path(path)
+
+
+def read_checked(path: str | os.PathLike) -> dict:
+    """A payload `save_checked` wrote, through `read_file`, its digest verified (DAMAGED when it does not
+    match). A payload written before digests has none and is returned as read: the zip's own CRCs, which
+    `read_file` checks, are all that guards it."""
+    data = read_file(path)
+    if not isinstance(data, dict):
+        raise CheckpointError(path, f"expected a dictionary, found {type(data).__name__}")
+    recorded = data.pop(CHECKSUM_KEY, None)
+    if recorded is not None:
+        try:
+            ok = isinstance(recorded, str) and recorded == tree_digest(data)
+        except TypeError:  # a value no payload of ours holds
+            ok = False
+        if not ok:
+            raise CheckpointError(path, DAMAGED)
+    return data
 
 
 def model_size_bytes(model: OS2DModel) -> int:

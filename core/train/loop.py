@@ -2,8 +2,9 @@
 atomic checkpoints, exact resume after a kill, periodic evaluation, DDP under torchrun.
 
 A run lives in a work folder: `last.pt` (everything needed to resume: weights, optimizer, iteration,
-history) and `best.pt`; the final model goes to `out` in our self-describing format. Batches depend
-only on (seed, rank, iteration), so a resumed run continues with the batches it would have seen.
+history; with a digest of all of it, verified before resuming) and `best.pt`; the final model goes to
+`out` in our self-describing format. Batches depend only on (seed, rank, iteration), so a resumed run
+continues with the batches it would have seen.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from core.detect import Detector, pick_device
 from core.eval.evaluate import EvalConfig, evaluate
 from core.jobs import CancelToken, Cancelled, Progress, no_progress
 from core.model import box_coder
-from core.model.checkpoint import (CheckpointError, atomic_torch_save, build_and_load, load_model,
-                                   load_trunk_weights, save_model, unique_state_dict)
+from core.model.checkpoint import (CheckpointError, build_and_load, load_model, load_trunk_weights, read_checked,
+                                   save_checked, save_model, unique_state_dict)
 from core.model.os2d import ModelConfig, OS2DModel
 from core.train.batches import BatchConfig, BatchSampler
 from core.train.loss import (LossConfig, attention_distillation, build_targets, detection_loss, matching_loss,
@@ -224,15 +225,18 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
     state = {"iteration": 0, "history": [], "evals": [], "best_map": None, "seconds": 0.0}
     last = work / "last.pt"
     if cfg.resume and last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=True)
+        ck = _read_resume(last)
         ck_cfg = ck.get("config", {})
         mine = cfg.to_json()
         if (ck_cfg.get("dataset"), list(ck_cfg.get("extra_train", []))) != (mine["dataset"], list(mine["extra_train"])):
             raise CheckpointError(last, "belongs to a run on another dataset; use another work folder")
-        model_state = build_and_load(ModelConfig.from_json(ck["model_config"]), ck["model"], last)
+        model_state = build_and_load(ck["model_config"], ck["model"], last)
         model = model_state.to(device)
         optimizer = _make_optimizer(model, cfg)
-        optimizer.load_state_dict(ck["optimizer"])
+        try:
+            optimizer.load_state_dict(ck["optimizer"])
+        except (ValueError, KeyError, TypeError, RuntimeError):
+            raise CheckpointError(last, f"its optimizer state does not fit the model; {RESUME_HINT}") from None
         state.update(ck["state"])
         meta = ck.get("meta", meta)
         if cfg.batch.train_scale:  # a resumed run may continue at another scale; evaluate where it trains
@@ -253,7 +257,7 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
     def save_last() -> None:
         if rank != 0:
             return
-        atomic_torch_save({
+        save_checked({
             "model_config": model.config.to_json(), "model": unique_state_dict(model),
             "optimizer": optimizer.state_dict(), "state": state, "config": cfg.to_json(), "meta": meta,
         }, last)
@@ -369,6 +373,33 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
     hist = state["history"]
     return TrainResult(str(out), state["iteration"], state["seconds"], hist[-1]["loss"] if hist else float("nan"),
                        state["best_map"], hist, state["evals"], rank, world, _weights_digest(model))
+
+
+RESUME_HINT = "delete it to start the run over"
+_RESUME_FIELDS = ("model_config", "model", "optimizer", "state")  # mappings every resume checkpoint holds
+
+
+def _read_resume(last: Path) -> dict:
+    """The resume checkpoint, read like a model file (`read_file`) and its digest verified, so a damaged
+    one stops the run with a line naming it instead of resuming from wrong weights or history."""
+    try:
+        ck = read_checked(last)
+    except CheckpointError as e:
+        raise CheckpointError(last, f"{e.problem}; {RESUME_HINT}") from None
+    for key in _RESUME_FIELDS:
+        if not isinstance(ck.get(key), dict):
+            raise CheckpointError(last, f"not a resume checkpoint (no '{key}'); {RESUME_HINT}")
+    iteration = ck["state"].get("iteration")
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise CheckpointError(last, f"not a resume checkpoint (no iteration count); {RESUME_HINT}")
+    for key in ("config", "meta"):
+        if not isinstance(ck.get(key, {}), dict):
+            raise CheckpointError(last, f"not a resume checkpoint ('{key}' is not a mapping); {RESUME_HINT}")
+    try:
+        ck["model_config"] = ModelConfig.from_json(ck["model_config"])
+    except (TypeError, ValueError):
+        raise CheckpointError(last, f"bad architecture config; {RESUME_HINT}") from None
+    return ck
 
 
 def _weights_digest(model: nn.Module) -> str:

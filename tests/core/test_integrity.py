@@ -10,7 +10,8 @@ import torch
 
 from core.cli import main as cli_main
 from core.importance.result import ImportanceFileError, ImportanceResult
-from core.model.checkpoint import CHECKSUM_KEY, CheckpointError, file_sha256, load_model, read_file
+from core.model.checkpoint import (CHECKSUM_KEY, CheckpointError, file_sha256, load_model, read_checked, read_file,
+                                   save_checked)
 from core.model.os2d import ModelConfig, OS2DModel
 from core.resources import default_model_path
 
@@ -158,3 +159,44 @@ def test_importance_result_without_arrays_checksum_loads_as_before(tmp_path):
     del meta["arrays_sha256"]
     js.write_text(json.dumps(meta))
     ImportanceResult.load(js)
+
+
+# -- resume checkpoints ------------------------------------------------------------------------------
+def _resume_payload() -> dict:
+    """What a training run's last.pt holds: weights, an optimizer's state (int keys), history and config."""
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3)
+    opt = torch.optim.AdamW(layer.parameters())
+    layer(torch.ones(2, 4)).sum().backward()
+    opt.step()
+    return {"model": layer.state_dict(), "optimizer": opt.state_dict(),
+            "state": {"iteration": 2, "history": [{"loss": 1.5}, {"loss": float("nan")}], "best_map": None},
+            "config": {"dataset": "d", "extra_train": ()}, "meta": {"eval_scale": 240.0}}
+
+
+def test_resume_payload_round_trips_with_its_digest(tmp_path):
+    p = save_checked(_resume_payload(), tmp_path / "last.pt")
+    assert CHECKSUM_KEY in torch.load(p, weights_only=True)
+    back = read_checked(p)
+    assert CHECKSUM_KEY not in back and back["state"]["iteration"] == 2
+    assert torch.equal(back["model"]["weight"], _resume_payload()["model"]["weight"])
+
+
+def test_damaged_resume_payload_is_refused(tmp_path):
+    p = save_checked(_resume_payload(), tmp_path / "last.pt")
+    big = tensor_entries(p)[0]
+    damaged = tmp_path / "damaged.pt"
+    rewrite_entry(p, damaged, big.filename, lambda b: flip_byte(b, len(b) // 2))  # zip CRCs stay right
+    assert _error(damaged, load=read_checked) == f"{damaged}: damaged: content does not match its checksum"
+    changed = torch.load(p, weights_only=True)
+    changed["state"]["iteration"] = 3  # a value changed, the digest kept
+    torch.save(changed, tmp_path / "changed.pt")
+    assert _error(tmp_path / "changed.pt", load=read_checked).endswith(": damaged: content does not match its checksum")
+    cut = tmp_path / "cut.pt"
+    cut.write_bytes(p.read_bytes()[:-200])
+    assert _error(cut, load=read_checked).startswith(f"{cut}: truncated or corrupt")
+
+
+def test_resume_payload_without_digest_reads_as_before(tmp_path):
+    torch.save(_resume_payload(), tmp_path / "old.pt")
+    assert read_checked(tmp_path / "old.pt")["state"]["iteration"] == 2

@@ -64,6 +64,24 @@ def test_cancelled_run_resumes_to_the_same_weights(tiny_synth, tmp_path):
     assert meta["training"]["iterations"] == 6 and meta["eval_scale"] == 240
 
 
+def test_damaged_resume_checkpoint_stops_the_run_naming_it(tiny_synth, tmp_path):
+    """A resume checkpoint whose content changed (its zip still sound) is refused, never resumed from."""
+    from core.model.checkpoint import CheckpointError
+
+    from _file_helpers import flip_byte, rewrite_entry, tensor_entries  # noqa: E402
+
+    train(_cfg(tiny_synth, tmp_path / "d.pt", iterations=2))
+    last = tmp_path / "d.run" / "last.pt"
+    good = last.rename(tmp_path / "good.pt")
+    rewrite_entry(good, last, tensor_entries(good)[0].filename, lambda b: flip_byte(b, len(b) // 2))
+    with pytest.raises(CheckpointError) as e:
+        train(_cfg(tiny_synth, tmp_path / "d.pt", iterations=4))
+    assert str(e.value) == f"{last}: damaged: content does not match its checksum; delete it to start the run over"
+    last.write_bytes(b"")
+    with pytest.raises(CheckpointError, match=r"last\.pt: file is empty; delete it to start the run over$"):
+        train(_cfg(tiny_synth, tmp_path / "d.pt", iterations=4))
+
+
 def _kill_then_rerun(cmd: list[str], out: Path, iterations: int) -> subprocess.CompletedProcess:
     """SIGKILL the command once it wrote its first checkpoint (OUT.run/last.pt), check it left that and
     no output, then run the same command again to the end."""
