@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
-from core.detect import DEFAULT_TARGET_SIZE, Detections, Detector
+from core.detect import Detections, Detector
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import LoadedModel, load_model
 from core.model.summary import ModelSummary, summarize
@@ -98,7 +98,7 @@ def detect_job(models: Mapping[str, LoadedModel], class_images: Sequence[np.ndar
     out, sizes = {}, {}
     for variant, loaded in models.items():
         cancel.raise_if_cancelled()
-        size = float(loaded.meta.get("eval_scale") or DEFAULT_TARGET_SIZE)
+        size = loaded.scale()
         det = Detector(loaded.model, device, target_size=size)
         progress(step, total, f"{variant} model: class features")
         bank = det.prepare_classes(list(class_images), names=list(class_names))

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 from app.jobs import ModelLoad, analyze_model
-from core.detect import DEFAULT_TARGET_SIZE, Detector
+from core.detect import Detector
 from core.jobs import CancelToken, Phases, Progress, no_progress
 from core.model.checkpoint import LoadedModel, file_sha256, load_model, save_model
 from core.prune.plan import GROUPS, PlanError, PruningPlan, weight_magnitude_importance
@@ -25,14 +25,6 @@ DATA_FREE = ("weight_l1", "weight_l2")  # criteria the prune job can compute fro
 SENSITIVITY_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 Report = Callable[[Any], None]
-
-
-def eval_scale(loaded: LoadedModel, dataset: Any = None) -> float:
-    """The target size a model is evaluated at: its own meta, else the dataset's, else OS2D's default."""
-    scale = loaded.meta.get("eval_scale")
-    if scale:
-        return float(scale)
-    return float(getattr(dataset, "eval_scale", 0) or DEFAULT_TARGET_SIZE)
 
 
 def model_label(loaded: LoadedModel) -> str:
@@ -78,7 +70,7 @@ def importance_job(loaded: LoadedModel, dataset: str | None, criteria: Sequence[
     phases("calibration set")(0, 1, f"opening {Path(str(dataset)).name}")
     ds = open_dataset(dataset, split)
     cancel.raise_if_cancelled()
-    size = loaded.meta.get("eval_scale") or ds.eval_scale
+    size = loaded.scale(ds)
     calib = build_calibration(ds, int(num_images), float(size), seed=seed,
                               progress=phases("calibration set"), cancel=cancel)
     result = compute_importance(loaded.model, calib, list(criteria), model_path=loaded.path,
@@ -259,7 +251,7 @@ def evaluate_job(models: Mapping[str, LoadedModel], dataset: str, *, max_images:
     for role, loaded in models.items():
         cancel.raise_if_cancelled()
         t0 = time.perf_counter()
-        report = evaluate(Detector(loaded.model, target_size=eval_scale(loaded, ds)), ds, split=split,
+        report = evaluate(Detector(loaded.model, target_size=loaded.scale(ds)), ds, split=split,
                           config=EvalConfig(max_images=int(max_images)), progress=phases(f"{role} mAP"),
                           cancel=cancel)
         cancel.raise_if_cancelled()
@@ -349,7 +341,7 @@ def sensitivity_job(loaded: LoadedModel, units: Sequence[Unit], importance: Any,
         raise ValueError("sensitivity analysis needs at least one group and one ratio")
     ds = open_dataset(dataset, split)
     scores = prune_importance(base, importance, loaded.model)
-    scale = eval_scale(loaded, ds)
+    scale = loaded.scale(ds)
     cfg = EvalConfig(max_images=int(max_images))
     result = SensitivityResult(base.criterion, ratios, groups, int(max_images), ds.name)
     total = 1 + len(groups) * len(ratios)

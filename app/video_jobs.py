@@ -30,7 +30,7 @@ import numpy as np
 
 from core.compare import CompareResult, FrameResult, compare, compare_video, render_pane, render_side_by_side
 from core.data.video import CAMERA_PREFIX, FrameSource, VideoError, open_source
-from core.detect import DEFAULT_TARGET_SIZE, ClassBank, Detections, Detector
+from core.detect import ClassBank, Detections, Detector
 from core.io import give_new_file_mode
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import LoadedModel
@@ -127,7 +127,7 @@ class ClassFeatureCache:
 
     def detector(self, loaded: LoadedModel, device: str | None = None,
                  target_size: float | None = None) -> "CachingDetector":
-        size = target_size or float(loaded.meta.get("eval_scale") or DEFAULT_TARGET_SIZE)
+        size = target_size or loaded.scale()
         det = CachingDetector(loaded.model, device, target_size=size, cache=self)
         det.name = Path(loaded.path).name if loaded.path else ""
         return det
@@ -259,7 +259,7 @@ def video_job(spec: str, start: int, original: LoadedModel | None, pruned: Loade
 
         size = target_size or None
         if features is not None:  # the same target size for both sides: the original's, as compare resolves it
-            size = size or float(original.meta.get("eval_scale") or DEFAULT_TARGET_SIZE)
+            size = size or original.scale()
             original = features.detector(original, device, size)
             pruned = features.detector(pruned, device, size) if compared else None
         res = compare(original, pruned if compared else _NoModel(), list(class_images), src,

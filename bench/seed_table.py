@@ -95,7 +95,7 @@ def original_model(spec: str, work: Path) -> tuple[Path, float | None, int, str]
     loaded = load_model(spec)
     history = (loaded.meta.get("metrics") or {}).get("val_map_history") or []
     selected_on = max((int(h.get("images", 0)) for h in history if isinstance(h, dict)), default=0)
-    return Path(loaded.path), loaded.meta.get("eval_scale"), selected_on, loaded.sha256
+    return Path(loaded.path), loaded.eval_scale, selected_on, loaded.sha256
 
 
 def main(argv: list[str] | None = None) -> int:

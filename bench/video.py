@@ -65,7 +65,7 @@ def native_vs_model_scale(loaded, classes: list[str], video: str, repeats: int) 
     det = Detector(loaded.model)
     bank = det.prepare_classes(classes)
     own = (rgb.shape[0] * rgb.shape[1]) ** 0.5
-    model_scale = float(loaded.meta.get("eval_scale") or own)
+    model_scale = loaded.eval_scale or own
     out = {}
     for name, size in (("own", own), ("model", model_scale)):
         det.detect(rgb, bank, target_size=size)  # warm-up

@@ -7,15 +7,33 @@ import json
 import sys
 from pathlib import Path
 
+from core.errors import USER_ERRORS, InputError, user_message
 from core.jobs import Cancelled, ConsoleProgress
 
-# Errors users cause (bad files, bad arguments) print one line; anything else is a bug and shows a traceback.
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from core.data.grozi import DatasetError
-    from core.data.images import ImageError
-    from core.model.checkpoint import CheckpointError
 
-    return (CheckpointError, ImageError, DatasetError, FileNotFoundError, ValueError)
+def _number(text: str, kind: type, least: float, what: str):
+    """argparse type check: a finite number of `kind` ≥ `least`, else argparse's one-line usage error."""
+    try:
+        value = kind(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+    if not least <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    return _number(text, int, 1, "a whole number of at least 1")
+
+
+def _non_negative_int(text: str) -> int:
+    """0 means the default or no limit."""
+    return _number(text, int, 0, "a whole number of 0 or more")
+
+
+def _non_negative_float(text: str) -> float:
+    """0 means the model's or the dataset's own value."""
+    return _number(text, float, 0.0, "a number of 0 or more")
 
 
 def _model_path(arg: str | None) -> str:
@@ -32,7 +50,7 @@ def _load(arg: str | None):
 
 def _chosen_size(args, loaded) -> float | None:
     """--target-size, else the model's own eval scale; None when neither says (official models)."""
-    return args.target_size or loaded.meta.get("eval_scale")
+    return args.target_size or loaded.eval_scale
 
 
 def _target_size(args, loaded) -> float:
@@ -86,8 +104,8 @@ def cmd_info(args) -> int:
     print(f"parameters  {s.parameters:,} (trunk {s.trunk_parameters:,}, head {s.head_parameters:,})")
     print(f"fp32 size   {s.fp32_mb:.2f} MB ({s.fp32_mib:.2f} MiB)")
     print(f"features    {s.feature_dim} channels at stride {loaded.model.stride}")
-    if loaded.meta.get("eval_scale"):
-        print(f"eval scale  {loaded.meta['eval_scale']}")
+    if loaded.eval_scale:
+        print(f"eval scale  {loaded.eval_scale:g}")
     m = loaded.meta.get("metrics", {})
     if m:
         print(f"metrics     {json.dumps(m)[:200]}")
@@ -102,6 +120,9 @@ def cmd_info(args) -> int:
 def cmd_synth(args) -> int:
     from core.data.synth import SynthConfig, generate
 
+    out = Path(args.out).expanduser()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(out, "refusing to overwrite: it exists and is not an empty folder")
     cfg = SynthConfig(seed=args.seed, **({"num_train_images": args.train_images} if args.train_images else {}),
                       **({"num_val_images": args.val_images} if args.val_images else {}))
     res = generate(args.out, cfg, progress=ConsoleProgress("synth"), cancel=None)
@@ -146,8 +167,11 @@ def cmd_train(args) -> int:
 
     from core.train.batches import BatchConfig
     from core.train.loop import TrainConfig, train
+    from core.model.backbone import ARCHITECTURES
     from core.train.loss import LossConfig
 
+    if args.backbone not in ARCHITECTURES:
+        raise InputError("--backbone", f"unknown backbone '{args.backbone}', expected one of {', '.join(ARCHITECTURES)}")
     batch = BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size, crop_size=args.crop_size,
                         train_scale=args.train_scale)
     cfg = TrainConfig(dataset=args.dataset, extra_train=tuple(args.extra_train), out=args.out, work_dir=args.work_dir or "", backbone=args.backbone,
@@ -172,10 +196,14 @@ def cmd_importance(args) -> int:
     from core.data.grozi import open_dataset
     from core.importance.calibration import build_calibration
     from core.importance.criteria import CRITERIA
-    from core.importance.result import compute_importance
+    from core.importance.result import ALL_CRITERIA, compute_importance
 
-    loaded = _load(args.model)
     names = list(CRITERIA) if args.criterion == ["all"] else args.criterion
+    unknown = [c for c in names if c not in ALL_CRITERIA]
+    if unknown:
+        raise InputError("--criterion", f"unknown criteria {', '.join(unknown)}; expected some of "
+                                        f"{', '.join(ALL_CRITERIA)} or all")
+    loaded = _load(args.model)
     ds = open_dataset(args.dataset, args.split)
     calib = build_calibration(ds, args.images, _chosen_size(args, loaded) or ds.eval_scale,
                               seed=args.seed, progress=ConsoleProgress("calibration"))
@@ -208,7 +236,8 @@ def cmd_prune(args) -> int:
     elif plan.criterion == "weight_l1":
         importance = weight_magnitude_importance(loaded.model)
     else:
-        raise ValueError(f"criterion '{plan.criterion}' needs --importance FILE (from `os2d-studio importance`)")
+        raise InputError(args.plan if args.plan and not args.criterion else "--criterion",
+                         f"criterion '{plan.criterion}' needs --importance FILE (from `os2d-studio importance`)")
     res = prune(loaded.model, plan, importance, progress=ConsoleProgress("prune"))
     extra = {k: loaded.meta[k] for k in ("eval_scale",) if k in loaded.meta}
     out = save_pruned(res, args.out, loaded.path, parent_sha256=loaded.sha256, extra_meta=extra)
@@ -344,15 +373,15 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
                    help="aligned-matching loss weight (default: as the model, or its teacher, was trained)")
     p.add_argument("--distill-score", type=float, default=1.0)
     p.add_argument("--distill-attention", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--class-batch-size", type=int, default=6)
-    p.add_argument("--crop-size", type=int, default=384)
-    p.add_argument("--eval-images", type=int, default=0)
+    p.add_argument("--batch-size", type=_positive_int, default=4)
+    p.add_argument("--class-batch-size", type=_positive_int, default=6)
+    p.add_argument("--crop-size", type=_positive_int, default=384)
+    p.add_argument("--eval-images", type=_non_negative_int, default=0)
     p.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
-    p.add_argument("--checkpoint-every", type=int, default=25,
+    p.add_argument("--checkpoint-every", type=_positive_int, default=25,
                    help="iterations between resumable checkpoints (OUT.run/last.pt); rerun the command to resume")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--threads", type=_non_negative_int, default=0)
     p.add_argument("--device", default="auto")
 
 
@@ -366,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--image", required=True, help="target image")
     d.add_argument("--out", help="write the annotated image here")
     d.add_argument("--json", help="write every detection scoring at least --min-score as JSON here")
-    d.add_argument("--target-size", type=float, default=0, help="S: resize so h*w ≈ S² (default: the model's)")
+    d.add_argument("--target-size", type=_non_negative_float, default=0,
+                   help="S: resize so h*w ≈ S² (default: the model's)")
     d.add_argument("--scales", type=float, nargs="+", default=[1.0], help="pyramid scales of S")
     d.add_argument("--nms-iou", type=float, default=0.3)
     d.add_argument("--score-threshold", type=float, default=float("-inf"))
@@ -384,8 +414,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("synth", help="generate the one-shot shelf benchmark")
     s.add_argument("--out", required=True)
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--train-images", type=int, default=0)
-    s.add_argument("--val-images", type=int, default=0)
+    s.add_argument("--train-images", type=_non_negative_int, default=0)
+    s.add_argument("--val-images", type=_non_negative_int, default=0)
     s.set_defaults(func=cmd_synth)
 
     e = sub.add_parser("eval", help="mAP@0.5 on a dataset split")
@@ -394,8 +424,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--split", default="val")
     e.add_argument("--json")
     e.add_argument("--scales", type=float, nargs="+", default=[1.0])
-    e.add_argument("--target-size", type=float, default=0)
-    e.add_argument("--max-images", type=int, default=0)
+    e.add_argument("--target-size", type=_non_negative_float, default=0)
+    e.add_argument("--max-images", type=_non_negative_int, default=0)
     e.add_argument("--exclude-spread", type=int, nargs="+", default=[], metavar="N",
                    help="first leave out the evenly spread N-image subset (each N in turn), e.g. the "
                         "train --eval-images the checkpoint was selected on")
@@ -409,22 +439,22 @@ def build_parser() -> argparse.ArgumentParser:
                         "split stays the held-out evaluation and must share no class image with them")
     t.add_argument("--out", required=True)
     t.add_argument("--work-dir")
-    t.add_argument("--backbone", default="resnet18")
+    t.add_argument("--backbone", default="resnet18", help="resnet18, resnet34, resnet50 or resnet101")
     t.add_argument("--init", help="start from this OS2D model")
     t.add_argument("--init-trunk", help="torchvision ImageNet ResNet weights for the trunk")
     t.add_argument("--teacher", help="distil from this model")
-    t.add_argument("--iterations", type=int, default=3000)
+    t.add_argument("--iterations", type=_positive_int, default=3000)
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--optimizer", default="adamw", choices=["adamw", "sgd"])
-    t.add_argument("--batch-size", type=int, default=4)
-    t.add_argument("--class-batch-size", type=int, default=8)
-    t.add_argument("--crop-size", type=int, default=448)
+    t.add_argument("--batch-size", type=_positive_int, default=4)
+    t.add_argument("--class-batch-size", type=_positive_int, default=8)
+    t.add_argument("--crop-size", type=_positive_int, default=448)
     t.add_argument("--train-scale", type=float, default=0)
-    t.add_argument("--eval-every", type=int, default=500)
-    t.add_argument("--eval-images", type=int, default=40)
-    t.add_argument("--checkpoint-every", type=int, default=50)
+    t.add_argument("--eval-every", type=_non_negative_int, default=500)
+    t.add_argument("--eval-images", type=_non_negative_int, default=40)
+    t.add_argument("--checkpoint-every", type=_positive_int, default=50)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=0)
+    t.add_argument("--threads", type=_non_negative_int, default=0)
     t.add_argument("--device", default="auto")
     t.add_argument("--remap-from", type=float, default=0.0,
                    help="fraction of the run trained on anchor targets before OS2D's target remapping starts")
@@ -440,8 +470,8 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--criterion", nargs="+", default=["combined"],
                     help="one or more of combined, weight_l1, bn_gamma, act_l1, act_variance, sparsity, "
                          "fg_bg_separation, taylor, lcp; or all")
-    im.add_argument("--images", type=int, default=16, help="calibration images")
-    im.add_argument("--target-size", type=float, default=0)
+    im.add_argument("--images", type=_positive_int, default=16, help="calibration images")
+    im.add_argument("--target-size", type=_non_negative_float, default=0)
     im.add_argument("--seed", type=int, default=0)
     im.add_argument("--out", required=True, help="output prefix: writes PREFIX.npz and PREFIX.json")
     im.set_defaults(func=cmd_importance)
@@ -462,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     ft.add_argument("--dataset", required=True)
     ft.add_argument("--out", required=True)
     ft.add_argument("--epochs", type=float, default=1.0)
-    ft.add_argument("--iterations", type=int, default=0, help="overrides --epochs")
+    ft.add_argument("--iterations", type=_non_negative_int, default=0, help="overrides --epochs")
     _add_finetune_options(ft)
     ft.add_argument("--json")
     ft.set_defaults(func=cmd_finetune)
@@ -478,8 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     ps.add_argument("--stages", nargs="+",
                     help="groups in the order they are pruned (default: transform stem layer1 layer2 layer3; "
                          "groups the plan keeps whole are skipped)")
-    ps.add_argument("--iterations-per-stage", type=int, default=50)
-    ps.add_argument("--calib-images", type=int, default=8, help="train images each stage's ranking sees")
+    ps.add_argument("--iterations-per-stage", type=_positive_int, default=50)
+    ps.add_argument("--calib-images", type=_positive_int, default=8, help="train images each stage's ranking sees")
     ps.add_argument("--out", required=True, help="the final model (stages go to OUT.stages/; rerun to resume)")
     _add_finetune_options(ps)
     ps.add_argument("--json")
@@ -487,9 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     pf = sub.add_parser("profile", help="parameters, MACs, size, latency; two models side by side")
     pf.add_argument("models", nargs="+", help="one or two model files")
-    pf.add_argument("--size", type=int, default=512, help="square target image side for MACs and latency")
-    pf.add_argument("--classes", type=int, default=1)
-    pf.add_argument("--repeats", type=int, default=10)
+    pf.add_argument("--size", type=_positive_int, default=512, help="square target image side for MACs and latency")
+    pf.add_argument("--classes", type=_positive_int, default=1)
+    pf.add_argument("--repeats", type=_positive_int, default=10)
     pf.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     pf.add_argument("--plain", dest="optimize", action="store_false",
                     help="time the model as stored, not the BN-folded channels-last copy detection runs")
@@ -503,7 +533,8 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--video", required=True, help="video file, image folder, or camera:N")
     cp.add_argument("--out", help="write the side-by-side video here (.mp4; falls back to .avi)")
     cp.add_argument("--json", help="write latency, FPS and agreement statistics here")
-    cp.add_argument("--target-size", type=float, default=0, help="S: resize so h*w ≈ S² (default: the original's)")
+    cp.add_argument("--target-size", type=_non_negative_float, default=0,
+                    help="S: resize so h*w ≈ S² (default: the original's)")
     cp.add_argument("--live", action="store_true", help="skip frames to keep up with the video's frame rate")
     cp.add_argument("--score-threshold", type=float, default=0.5)
     cp.add_argument("--ground-truth", help="per-frame ground truth (the sample video's demo_gt.json): each side's "
@@ -513,7 +544,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "another scale, its eval JSON's best_f1_threshold is a good choice")
     cp.add_argument("--nms-iou", type=float, default=0.3)
     cp.add_argument("--max-detections", type=int, default=50)
-    cp.add_argument("--max-frames", type=int, default=0, help="stop after this many processed frames")
+    cp.add_argument("--max-frames", type=_non_negative_int, default=0, help="stop after this many processed frames")
     cp.add_argument("--device", default="auto")
     cp.set_defaults(func=cmd_compare)
     return p
@@ -529,8 +560,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except _user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
+    except USER_ERRORS as e:
+        print(f"error: {user_message(e)}", file=sys.stderr)
         return 2
 
 

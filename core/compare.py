@@ -232,11 +232,12 @@ def _stats(name: str, det, seconds: list[float], boxes: int) -> SideStats:
 
 
 def resolve_target_size(original: ModelLike, target_size: float | None) -> float:
-    """The explicit size, else the original model's evaluation scale, else OS2D's default."""
+    """The explicit size, else the original model's own scale (`LoadedModel.scale`), else a ready
+    detector's, else OS2D's default."""
     if target_size:
         return float(target_size)
-    if isinstance(original, LoadedModel) and original.meta.get("eval_scale"):
-        return float(original.meta["eval_scale"])
+    if isinstance(original, LoadedModel):
+        return original.scale()
     if getattr(original, "target_size", None):
         return float(original.target_size)
     return float(DEFAULT_TARGET_SIZE)

@@ -22,7 +22,7 @@ def headless_demo(out_dir: str | os.PathLike = "out") -> Path:
     samples = samples_dir()
     manifest = json.loads((samples / "samples.json").read_text())
     loaded = load_model(require_default_model())
-    det = Detector(loaded.model, target_size=loaded.meta.get("eval_scale"))
+    det = Detector(loaded.model, target_size=loaded.eval_scale)
     classes = [samples / c for c in manifest["class_images"]]
     bank = det.prepare_classes(classes)
     target = load_image(samples / manifest["shelf_image"])

@@ -27,7 +27,7 @@ SUMMARY_ROWS = ("File", "Kind", "Architecture", "Parameters", "Trunk / head", "f
 def summary_values(info: ModelLoad) -> dict[str, str]:
     """The text of each summary row (same facts as `os2d-studio info`)."""
     s, loaded = info.summary, info.loaded
-    eval_scale = loaded.meta.get("eval_scale")
+    eval_scale = loaded.eval_scale
     return {
         "File": Path(loaded.path).name if loaded.path else "(in memory)",
         "Kind": loaded.kind,

@@ -96,7 +96,7 @@ def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: C
     val_ds = open_dataset(cfg.dataset, "val") if cfg.evaluate_before_after and lead else None
     device = pick_device(cfg.device)
     loaded = load_model(cfg.model)
-    scale = float(loaded.meta.get("eval_scale") or train_ds.eval_scale)
+    scale = loaded.scale(train_ds)
 
     iterations = iterations_for(cfg, len(train_ds.images))
     n_eval = 0

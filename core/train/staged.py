@@ -94,7 +94,7 @@ def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
     work = out.with_suffix(".stages")
     work.mkdir(parents=True, exist_ok=True)
     original = load_model(cfg.model)
-    scale = float(original.meta.get("eval_scale") or 0) or None
+    scale = original.eval_scale
     plans = stage_plans(cfg.plan, original.model, tuple(cfg.stages))
     train_ds = open_dataset(cfg.dataset, "train")
     device = pick_device(cfg.device)

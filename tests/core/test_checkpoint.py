@@ -216,3 +216,17 @@ def test_no_library_text_in_messages(tmp_path, small_model_file):
         assert msg.startswith(f"{p}: ") and "\n" not in msg, msg
         for word in ("miniz", "PytorchStreamReader", "weights_only", "Errno", "pop from", "central directory"):
             assert word not in msg, msg
+
+
+def test_one_rule_for_the_scale_a_model_runs_at():
+    """Its own scale, else the dataset's, else OS2D's default (GroZi's 1280)."""
+    from types import SimpleNamespace
+
+    from core.model.checkpoint import OS2D_TARGET_SIZE, LoadedModel
+
+    own = LoadedModel(None, "", "os2d-studio", {"eval_scale": 1100})
+    none = LoadedModel(None, "", "official", {})
+    assert own.eval_scale == 1100.0 and own.scale(SimpleNamespace(eval_scale=720)) == 1100.0
+    assert none.eval_scale is None and none.scale(SimpleNamespace(eval_scale=720)) == 720.0
+    assert none.scale() == OS2D_TARGET_SIZE == 1280.0
+    assert LoadedModel(None, "", "x", {"eval_scale": "big"}).eval_scale is None
