@@ -142,3 +142,45 @@ def bench(window, wait_idle, bench_model_path, tiny_dataset, tmp_path):
     window.session.set_dataset(str(tiny_dataset))
     window.workbench.latency_repeats = 1
     return window
+
+
+class TimerGaps:
+    """A 10 ms timer on the GUI thread while jobs run in the worker: how long the event loop stalled.
+
+    Bounds are relative to one job's own duration, never absolute milliseconds: a loaded machine stretches
+    both alike, while a job run on the GUI thread shows as one gap as long as that job."""
+
+    def __init__(self, qtbot, window, wait_idle) -> None:
+        self.qtbot, self.window, self.wait_idle = qtbot, window, wait_idle
+        self.gaps: list[int] = []
+        self.elapsed = 0.0
+
+    def run(self, start, jobs: int = 1) -> "TimerGaps":
+        from PySide6.QtCore import QElapsedTimer, QTimer
+        import time
+
+        gaps, clock, timer = [], QElapsedTimer(), QTimer()
+        timer.setInterval(10)
+        timer.timeout.connect(lambda: gaps.append(clock.restart()))
+        clock.start()
+        timer.start()
+        t0 = time.monotonic()
+        assert start()
+        self.wait_idle(self.window)
+        self.elapsed = time.monotonic() - t0
+        timer.stop()
+        self.gaps, self.jobs = gaps[1:], jobs
+        return self
+
+    def assert_responsive(self, what: str) -> None:
+        per_job_ms = self.elapsed * 1000 / self.jobs
+        worst = max(self.gaps) if self.gaps else 0
+        print(f"{what}: {self.elapsed:.2f} s, {len(self.gaps)} ticks, worst gap {worst} ms")
+        assert self.elapsed > 0.3, f"{what}: too short to measure ({self.elapsed:.2f} s)"
+        assert len(self.gaps) >= 10, f"{what}: only {len(self.gaps)} timer ticks in {self.elapsed:.1f} s"
+        assert worst < per_job_ms / 3, f"{what}: worst timer gap {worst} ms, a job takes {per_job_ms:.0f} ms"
+
+
+@pytest.fixture
+def timer_gaps(qtbot, wait_idle):
+    return lambda window: TimerGaps(qtbot, window, wait_idle)
