@@ -31,6 +31,7 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
+from core.errors import USER_ERRORS, user_message
 from core.jobs import CancelToken, Cancelled, EtaEstimator
 
 log = logging.getLogger(__name__)
@@ -39,17 +40,13 @@ MAX_PROGRESS_HZ = 30.0
 UNKNOWN_ETA = -1.0
 
 
-def _file_error_types() -> tuple[type[BaseException], ...]:
-    """Errors about a user's file: core's message says it all (the file and the problem), no traceback."""
-    from core.data.images import ImageError
-    from core.model.checkpoint import CheckpointError
-
-    return (CheckpointError, ImageError, FileNotFoundError)
-
-
 def error_message(exc: BaseException) -> str:
-    """Core's message for bad inputs (ValueError, OSError and the file errors); type + message for bugs."""
-    if isinstance(exc, (ValueError, OSError)) and str(exc):
+    """Core's one line for a user's error (any `InputError`, an OSError about a file); the message alone
+    for other ValueErrors, which the app raises for a missing step ("open a model first"); type + message
+    for anything else, a bug."""
+    if isinstance(exc, USER_ERRORS):
+        return user_message(exc)
+    if isinstance(exc, ValueError) and str(exc):
         return str(exc)
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
@@ -167,7 +164,7 @@ class JobWorker(QRunnable):
         except Cancelled:
             sig.cancelled.emit()
         except Exception as exc:  # every failure reaches the UI as a message; a bug's traceback goes to the log
-            if isinstance(exc, _file_error_types()):
+            if isinstance(exc, USER_ERRORS):  # the message says it all (the file and the problem): no traceback
                 log.info("job %s: %s", self.name, exc)
             else:
                 self.traceback_text = traceback.format_exc()

@@ -222,11 +222,11 @@ def cmd_prune(args) -> int:
     from core.prune.job import prune, save_pruned
     from core.prune.plan import PruningPlan, weight_magnitude_importance
 
-    loaded = _load(args.model)
     if args.plan:
-        plan = PruningPlan.load(args.plan)
+        plan = PruningPlan.load(args.plan)  # before the model: a bad plan is reported at once
     else:
         plan = PruningPlan(ratio=args.ratio, criterion=args.criterion or "weight_l1")
+    loaded = _load(args.model)
     if args.importance:
         from core.importance.result import ImportanceResult
 

@@ -15,3 +15,18 @@ class InputError(ValueError):
         self.path = self.source
         self.problem = problem
         super().__init__(f"{source}: {problem}")
+
+
+# Errors a user's input or environment causes: a bad file or argument (InputError), or the operating
+# system refusing a file (missing, no permission, disk full). The CLI prints them as one line and the
+# GUI shows them without a traceback; anything else is a bug and keeps its traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (InputError, OSError)
+
+
+def user_message(exc: BaseException) -> str:
+    """The one line a user sees: core's message for an InputError; "<file>: <reason>" for an OSError
+    about a file (not Python's "[Errno 13] Permission denied: '<file>'")."""
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:
+        target = f"{exc.filename} → {exc.filename2}" if exc.filename2 is not None else str(exc.filename)
+        return f"{target}: {exc.strerror}"
+    return str(exc) or type(exc).__name__

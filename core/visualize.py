@@ -59,8 +59,13 @@ def save_rgb(path, rgb: np.ndarray) -> None:
 
     from core.io import atomic_write_bytes
 
+    from core.errors import InputError
+
     suffix = Path(path).suffix.lower() or ".png"
-    ok, buf = cv2.imencode(suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    try:
+        ok, buf = cv2.imencode(suffix, cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    except cv2.error:  # OpenCV has no writer for the suffix
+        ok = False
     if not ok:
-        raise ValueError(f"{path}: cannot encode an image with suffix '{suffix}'")
+        raise InputError(path, f"cannot write an image with suffix '{suffix}' (use .png or .jpg)")
     atomic_write_bytes(path, buf.tobytes())

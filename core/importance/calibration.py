@@ -15,7 +15,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from core.data.grozi import OS2DDataset
+from core.data.grozi import DatasetError, OS2DDataset
 from core.data.images import load_image, preprocess
 from core.jobs import CancelToken, Progress, no_progress
 
@@ -132,7 +132,7 @@ def build_calibration(dataset: OS2DDataset, num_images: int, target_size: float 
         raise ValueError(f"target size must be positive, got {target_size}")
     candidates = [im for im in dataset.images if im.num_boxes > 0]
     if not candidates:
-        raise ValueError(f"{dataset.name}: no image with boxes to calibrate on")
+        raise DatasetError(dataset.csv_path or dataset.name, f"no image with boxes to calibrate on ({dataset.name})")
     chosen = [candidates[i] for i in select_images(len(candidates), num_images, selection=selection, seed=seed)]
 
     class_cache: dict[int, torch.Tensor] = {}

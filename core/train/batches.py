@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from core.data.grozi import DatasetError
 from core.data.images import load_image, normalize, preprocess, resize_rgb, size_preserving_aspect
 
 
@@ -51,7 +52,7 @@ class BatchSampler:
         self.scale = float(cfg.train_scale or dataset.eval_scale)
         self.images = [im for im in dataset.images if len(im.class_ids) > 0]
         if not self.images:
-            raise ValueError(f"{dataset.name}: no annotated images to train on")
+            raise DatasetError(dataset.csv_path or dataset.name, f"no annotated images to train on ({dataset.name})")
         self.class_pool = sorted(dataset.classes)
         self._cache: dict = {} if cache_images else None  # decoded images at the training scale
         self._cache_room = cache_bytes  # past it images are decoded each time (several datasets would not fit)

@@ -9,7 +9,11 @@ import pytest
 from PySide6.QtCore import QObject, Slot
 
 from app.worker import MAX_PROGRESS_HZ, JobRunner, JobWorker
+from core.data.grozi import DatasetError
+from core.data.video import VideoError
+from core.importance.result import ImportanceFileError
 from core.model.checkpoint import CheckpointError
+from core.prune.plan import PlanError
 
 
 def sleepy_job(steps: int, delay: float = 0.01, *, progress, cancel) -> str:
@@ -122,6 +126,28 @@ def test_user_error_keeps_core_message(qtbot):
     rec = run_worker(qtbot, failing_job, CheckpointError("/x/model.pt", "file is empty"))
     assert rec.kinds()[-2:] == ["error", "finished"]
     assert rec.events[-2][1] == "/x/model.pt: file is empty"
+
+
+@pytest.mark.parametrize("exc, message", [
+    (DatasetError("/x/ds/dataset.json", "missing 'csv' (path of the annotation CSV)"),
+     "/x/ds/dataset.json: missing 'csv' (path of the annotation CSV)"),
+    (VideoError("/x/clip.mp4", "not a video (it looks like a PNG image)"), "/x/clip.mp4: not a video (it looks like a PNG image)"),
+    (ImportanceFileError("/x/r.npz", "the file is empty"), "/x/r.npz: the file is empty"),
+    (PlanError("/x/plan.json", "file is empty"), "/x/plan.json: file is empty"),
+    (PermissionError(13, "Permission denied", "/x/out.pt"), "/x/out.pt: Permission denied"),
+])
+def test_user_errors_show_their_message_without_details(qtbot, window, wait_idle, message_boxes, exc, message):
+    """Any InputError (and an OSError about a file) is the user's: one line, no traceback in the details."""
+    window.runner.start("Opening dataset", failing_job, exc)
+    wait_idle(window, 10_000)
+    assert [(b["title"], b["text"], b["details"]) for b in message_boxes] == [("Opening dataset failed", message, "")]
+
+
+def test_a_bug_in_a_job_keeps_its_traceback_in_the_details(qtbot, window, wait_idle, message_boxes):
+    window.runner.start("Scoring", failing_job, KeyError("units"))
+    wait_idle(window, 10_000)
+    (box,) = message_boxes
+    assert box["text"] == "KeyError: 'units'" and "failing_job" in box["details"]
 
 
 def test_bug_names_the_exception_and_keeps_traceback(qtbot):
