@@ -53,7 +53,7 @@ def test_bundle_contents(package_dir):
 
 
 def test_self_test_of_the_built_executable(package_dir, tmp_path):
-    from app.main import SELF_TEST_STEPS
+    from app.selftest import SELF_TEST_STEPS
 
     env = {k: v for k, v in os.environ.items() if k not in ("OS2D_STUDIO_RESOURCES", "PYTHONPATH", "PYTHONHOME")}
     env["QT_QPA_PLATFORM"] = "offscreen"

@@ -48,7 +48,7 @@ def tiny_model_path(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def scene(tmp_path_factory) -> tuple[Path, list[tuple[int, int, int, int]]]:
     """A 640x480 target with two patches pasted twice each, and the patch boxes (x0, y0, x1, y1)."""
-    from app.main import _synthetic_scene
+    from app.selftest import _synthetic_scene
 
     return _synthetic_scene(tmp_path_factory.mktemp("scene"))
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from PySide6.QtGui import QImage
 
-from app.main import SELF_TEST_STEPS, main
+from app.main import main
+from app.selftest import SELF_TEST_STEPS
 
 REPO = Path(__file__).resolve().parents[2]
 
