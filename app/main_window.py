@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QTabWidget
 from app import __version__
 from app.controller import AppController
 from app.dialogs import Dialogs
-from app.state import Session
+from app.state import RecentFiles, Session
 from app.views.detection_view import DetectionView
 from app.views.importance_view import ImportanceView
 from app.views.job_status import JobStatusWidget
@@ -103,12 +103,18 @@ class MainWindow(QMainWindow):
     def _fill_recent(self) -> None:
         menu = self.recent_menu
         menu.clear()
+        menu.setToolTipsVisible(True)  # the full path, and why a file is greyed
         for title, paths, open_fn in (
             ("Models", self.session.recent_models.paths(), self.controller.open_model),
             ("Projects", self.session.recent_projects.paths(), self.controller.open_project),
         ):
             menu.addSection(title)
             for p in paths:
+                if RecentFiles.missing(p):  # kept, greyed: it may come back (a drive attached again)
+                    a = menu.addAction(f"{Path(p).name} (missing)")
+                    a.setToolTip(f"{p}\nnot found: moved, renamed, deleted, or on a drive that is not attached")
+                    a.setEnabled(False)
+                    continue
                 a = menu.addAction(Path(p).name)
                 a.setToolTip(p)
                 a.triggered.connect(lambda _=False, p=p, f=open_fn: f(p))

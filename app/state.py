@@ -173,7 +173,11 @@ class Project:
 
 
 class RecentFiles:
-    """Most-recently-used paths in QSettings (newest first, existing files only, at most `limit`)."""
+    """Most-recently-used paths in QSettings (newest first, at most `limit`).
+
+    A file that went missing or is damaged stays listed: dropping it silently would leave the user
+    wondering where it went, and a missing one may come back (a drive attached again). The menus mark
+    missing files (`missing`); opening a damaged one reports what is wrong with it."""
 
     def __init__(self, settings: QSettings, key: str, limit: int = 10) -> None:
         self.settings, self.key, self.limit = settings, key, limit
@@ -181,7 +185,11 @@ class RecentFiles:
     def paths(self) -> list[str]:
         value = self.settings.value(self.key, [])
         items = [value] if isinstance(value, str) else list(value or [])
-        return [p for p in items if p and os.path.exists(p)]
+        return [str(p) for p in items if p]
+
+    @staticmethod
+    def missing(path: str) -> bool:
+        return not os.path.exists(path)
 
     def add(self, path: str | os.PathLike) -> None:
         p = str(Path(path).resolve())

@@ -130,7 +130,7 @@ def test_close_asks_about_unsaved_changes(window, scene, message_boxes):
     assert window.close()
 
 
-def test_recent_files_newest_first_existing_only(tmp_path):
+def test_recent_files_newest_first_missing_ones_kept(tmp_path):
     settings = QSettings(str(tmp_path / "r.ini"), QSettings.Format.IniFormat)
     recent = RecentFiles(settings, "recent/models", limit=3)
     files = []
@@ -141,7 +141,8 @@ def test_recent_files_newest_first_existing_only(tmp_path):
         recent.add(f)
     recent.add(files[3])
     assert recent.paths() == [str(files[3]), str(files[4]), str(files[2])]
-    files[4].unlink()
-    assert recent.paths() == [str(files[3]), str(files[2])]
+    files[4].unlink()  # stays listed (the menus mark it), never dropped without a word
+    assert recent.paths() == [str(files[3]), str(files[4]), str(files[2])]
+    assert RecentFiles.missing(str(files[4])) and not RecentFiles.missing(str(files[3]))
     again = RecentFiles(QSettings(str(tmp_path / "r.ini"), QSettings.Format.IniFormat), "recent/models")
     assert again.paths() == recent.paths()  # persisted
