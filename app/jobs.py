@@ -16,6 +16,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from core.detect import Detections, Detector
+from core.errors import StepMissing
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import LoadedModel, load_model
 from core.model.summary import ModelSummary, summarize
@@ -90,9 +91,9 @@ def detect_job(models: Mapping[str, LoadedModel], class_images: Sequence[np.ndar
     """Run each model on the same class images and target (single scale, the model's eval scale)."""
     cancel = cancel or CancelToken()
     if not models:
-        raise ValueError("no model to run: open a model first")
+        raise StepMissing("no model to run: open a model first")
     if not class_images:
-        raise ValueError("no class images: add a class image (file or a crop of the target) first")
+        raise StepMissing("no class images: add a class image (file or a crop of the target) first")
     total = 2 * len(models)
     step = 0
     out, sizes = {}, {}

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from app.jobs import ModelLoad, analyze_model
 from core.detect import Detector
+from core.errors import InputError, StepMissing
 from core.jobs import CancelToken, Phases, Progress, no_progress
 from core.model.checkpoint import LoadedModel, file_sha256, load_model, save_model
 from core.prune.plan import GROUPS, PlanError, PruningPlan, weight_magnitude_importance
@@ -157,7 +158,7 @@ def save_pruned_job(info: ModelLoad, out: str | os.PathLike, *, prune_result: An
     protect = tuple(p for p in ((original.path if original else ""), pruned.path) if p)
     for p in protect:
         if Path(p).resolve() == Path(out).resolve():
-            raise ValueError(f"{out}: refusing to overwrite an input model; choose another file")
+            raise InputError(out, "refusing to overwrite an input model; choose another file")
     if prune_result is not None:  # pruned in this session: core records plan, kept channels and parent
         extra = {k: pruned.meta[k] for k in ("eval_scale",) if k in pruned.meta}
         path = save_pruned(prune_result, out, original.path if original and original.path else None,
@@ -189,9 +190,9 @@ def finetune_job(model: str, teacher: str, dataset: str, out: str, *, iterations
 
     cancel = cancel or CancelToken()
     if not model:
-        raise ValueError("the pruned model is in memory only: save it before fine-tuning")
+        raise StepMissing("the pruned model is in memory only: save it before fine-tuning")
     if Path(out).resolve() in {Path(p).resolve() for p in (model, teacher) if p}:
-        raise ValueError(f"{out}: the fine-tuned model must not replace its input or the teacher")
+        raise InputError(out, "the fine-tuned model must not replace its input or the teacher")
     cfg = FinetuneConfig(model=str(model), dataset=str(dataset), out=str(out), teacher=str(teacher or ""),
                          iterations=int(iterations), eval_images=int(eval_images),
                          checkpoint_every=max(1, int(checkpoint_every)),
@@ -239,7 +240,7 @@ def evaluate_job(models: Mapping[str, LoadedModel], dataset: str, *, max_images:
 
     cancel = cancel or CancelToken()
     if not models:
-        raise ValueError("no model to evaluate: open a model first")
+        raise StepMissing("no model to evaluate: open a model first")
     ds = open_dataset(dataset, split)
     # one bar over every model's mAP and latency, weighted by forward passes (images vs. timed repeats)
     images = int(max_images) if int(max_images) > 0 else len(ds.images)
@@ -338,7 +339,7 @@ def sensitivity_job(loaded: LoadedModel, units: Sequence[Unit], importance: Any,
     groups = tuple(groups) if groups is not None else sensitivity_groups(units, base)
     ratios = tuple(float(r) for r in ratios)
     if not groups or not ratios:
-        raise ValueError("sensitivity analysis needs at least one group and one ratio")
+        raise StepMissing("sensitivity analysis needs at least one group and one ratio")
     ds = open_dataset(dataset, split)
     scores = prune_importance(base, importance, loaded.model)
     scale = loaded.scale(ds)

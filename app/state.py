@@ -25,7 +25,8 @@ from PySide6.QtCore import QObject, QSettings, Signal
 from app.jobs import DetectionRun, ModelLoad
 from app.pruning_jobs import Evaluation, SensitivityResult, importance_mismatch
 from core.data.images import load_image
-from core.io import atomic_write_text
+from core.errors import InputError, StepMissing
+from core.io import atomic_write_text, read_json
 from core.model.checkpoint import LoadedModel
 from core.prune.plan import PlanError, PruningPlan
 
@@ -52,12 +53,8 @@ def importance_token(result: Any) -> dict:
             "calibration": result.calibration.to_json(), "model_sha256": (result.model or {}).get("sha256", "")}
 
 
-class ProjectError(ValueError):
+class ProjectError(InputError):
     """A project file that cannot be opened; the message names the file and the problem."""
-
-    def __init__(self, path: str | os.PathLike, problem: str) -> None:
-        self.path = str(path)
-        super().__init__(f"{path}: {problem}")
 
 
 def _rel(path: str | None, base: Path | None) -> str | None:
@@ -337,7 +334,7 @@ class Session(QObject):
     def add_class_crop(self, box: Sequence[float], name: str | None = None) -> ClassImageSpec:
         """Crop a class image from the target (box x0, y0, x1, y1 in target pixels, clipped to it)."""
         if self.target_image is None or self.target_path is None:
-            raise ValueError("choose a target image before cropping a class image from it")
+            raise StepMissing("choose a target image before cropping a class image from it")
         h, w = self.target_image.shape[:2]
         x0, x1 = sorted((int(round(box[0])), int(round(box[2]))))
         y0, y1 = sorted((int(round(box[1])), int(round(box[3]))))
@@ -568,12 +565,7 @@ class Session(QObject):
 
     def open_project(self, path: str | os.PathLike) -> Project:
         path = Path(path)
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ProjectError(path, "file not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise ProjectError(path, f"not a readable JSON project ({e})") from None
+        data = read_json(path, ProjectError, "project file")
         project = self.from_json(data, path.parent.resolve(), str(path))
         self._saved = project  # models still loading count as saved: loading them makes the session clean
         self._set_project_path(path)

@@ -31,6 +31,7 @@ import numpy as np
 from core.compare import CompareResult, FrameResult, compare, compare_video, render_pane, render_side_by_side
 from core.data.video import CAMERA_PREFIX, FrameSource, VideoError, open_source
 from core.detect import ClassBank, Detections, Detector
+from core.errors import InputError
 from core.io import give_new_file_mode
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import LoadedModel
@@ -289,10 +290,10 @@ def _place_new(src: Path, dst: Path) -> None:
     try:
         os.link(src, dst)
     except FileExistsError:
-        raise ValueError(f"{dst}: already exists; choose another name (never replaced)") from None
+        raise InputError(dst, "already exists; choose another name (never replaced)") from None
     except OSError:  # no hard links on this file system: check, then rename
         if dst.exists():
-            raise ValueError(f"{dst}: already exists; choose another name (never replaced)") from None
+            raise InputError(dst, "already exists; choose another name (never replaced)") from None
         os.replace(src, dst)
     else:
         src.unlink()
@@ -306,9 +307,9 @@ def save_snapshot(path: str | os.PathLike, rgb: np.ndarray) -> Path:
     suffix = path.suffix.lower() or ".png"
     ok, buf = cv2.imencode(suffix, cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2BGR))
     if not ok:
-        raise ValueError(f"{path}: cannot encode an image with suffix '{suffix}'")
+        raise InputError(path, f"cannot encode an image with suffix '{suffix}'")
     if path.exists():
-        raise ValueError(f"{path}: already exists; snapshots never replace a file, choose another name")
+        raise InputError(path, "already exists; snapshots never replace a file, choose another name")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".part", dir=path.parent)
     try:
@@ -333,9 +334,9 @@ def export_job(spec: str, out: str | os.PathLike, original: LoadedModel, pruned:
     has no mp4 encoder (`result.out_video` is where it went). Never replaces an existing file."""
     out = Path(out)
     if out.exists():
-        raise ValueError(f"{out}: already exists; exports never replace a file, choose another name")
+        raise InputError(out, "already exists; exports never replace a file, choose another name")
     if not str(spec).startswith(CAMERA_PREFIX) and Path(spec).resolve() == out.resolve():
-        raise ValueError(f"{out}: is the input video; choose another name")
+        raise InputError(out, "is the input video; choose another name")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.stem}.export-", dir=out.parent))
     try:

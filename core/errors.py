@@ -17,10 +17,16 @@ class InputError(ValueError):
         super().__init__(f"{source}: {problem}")
 
 
-# Errors a user's input or environment causes: a bad file or argument (InputError), or the operating
+class StepMissing(ValueError):
+    """An action asked for before the step it needs ("open a model first"): no file is at fault, so the
+    message is the whole line."""
+
+
+# Errors a user's input or environment causes: a bad file or argument (InputError), a missing step
+# (StepMissing), or the operating
 # system refusing a file (missing, no permission, disk full). The CLI prints them as one line and the
 # GUI shows them without a traceback; anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (InputError, OSError)
+USER_ERRORS: tuple[type[BaseException], ...] = (InputError, StepMissing, OSError)
 
 
 def user_message(exc: BaseException) -> str:

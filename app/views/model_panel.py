@@ -36,7 +36,7 @@ def summary_values(info: ModelLoad) -> dict[str, str]:
         "Trunk / head": f"{s.trunk_parameters:,} / {s.head_parameters:,}",
         "fp32 size": f"{s.fp32_mb:.2f} MB ({s.fp32_mib:.2f} MiB)",
         "Feature dim": f"{s.feature_dim} channels, stride {loaded.model.stride}",
-        "Eval scale": f"{eval_scale}" if eval_scale else "1280 (default)",
+        "Eval scale": f"{eval_scale:g}" if eval_scale else "1280 (default)",
         "File size": f"{info.file_bytes / 1e6:.2f} MB" if info.file_bytes else "",
         "SHA-256": loaded.sha256[:16] + "…" if loaded.sha256 else "",
     }

@@ -159,7 +159,7 @@ def taylor_importance(model: OS2DModel, calib: CalibrationSet, units: Sequence[U
             for k, sample in enumerate(calib):
                 if cancel is not None:
                     cancel.raise_if_cancelled()
-                progress(k, len(calib), f"taylor: image {sample.image_id}")
+                progress(k, len(calib), f"taylor, image {k + 1} of {len(calib)}")
                 loss = sample_loss(model, _forward(model, sample, device), sample, config.loss)
                 grads = torch.autograd.grad(loss, gates, allow_unused=True)
                 for t, g in zip(totals, grads):
@@ -238,7 +238,8 @@ def lcp_importance(model: OS2DModel, calib: CalibrationSet, units: Sequence[Unit
                 for ui, unit in enumerate(units):
                     if cancel is not None:
                         cancel.raise_if_cancelled()
-                    progress(k * len(units) + ui, total_steps, f"lcp: image {sample.image_id}, {unit.name}")
+                    progress(k * len(units) + ui, total_steps,
+                             f"lcp, image {k + 1} of {len(calib)}, unit {ui + 1} of {len(units)} ({unit.name})")
                     parts = [rec[n].loss for n in unit.consumers if rec[n].loss is not None]
                     loss = det
                     if parts and config.reconstruction_weight > 0:

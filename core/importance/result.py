@@ -305,6 +305,7 @@ def _frozen(d: dict[str, dict[str, np.ndarray]]) -> Mapping[str, Mapping[str, np
 
 # -- the job ----------------------------------------------------------------------------------------
 
+PASS = 20  # progress units of one image's forward pass (scoring a criterion from statistics: one unit)
 DATA_FREE_PROVENANCE = CalibrationProvenance(dataset="", split="", image_ids=(), target_size=0.0, seed=0,
                                              selection="none (computed from the weights)")
 
@@ -338,13 +339,15 @@ def compute_importance(model: OS2DModel, calib: CalibrationSet | None, criteria:
     device = model_device(model)
     n, u = (len(calib) if calib is not None else 0), len(units)
     need_stats = any(c in CRITERIA and CRITERIA[c].needs_statistics for c in criteria)
+    # progress units: a forward pass over one image is PASS units, scoring one criterion from the
+    # statistics one unit (it takes milliseconds), so the bar and its ETA follow where the time goes
     plan = ([("statistics", n)] if need_stats else []) + [(c, n * (u if c == "lcp" else 1))
                                                           for c in criteria if c in GRADIENT_METHODS]
-    total = sum(steps for _, steps in plan) + len(criteria)
+    total = PASS * sum(steps for _, steps in plan) + len(criteria)
     offset = 0
 
     def sub(done: int, _total: int, message: str = "") -> None:
-        progress(offset + done, total, message)
+        progress(offset + PASS * done, total, message)
 
     scores: dict[str, dict[str, np.ndarray]] = {}
     timings: dict[str, Measurement] = {}
@@ -352,7 +355,7 @@ def compute_importance(model: OS2DModel, calib: CalibrationSet | None, criteria:
     if need_stats:
         stats = collect_statistics(model, calib, units, config=stats_config, progress=sub, cancel=cancel)
         timings["statistics"] = stats.measurement
-        offset += n
+        offset += PASS * n
     for crit in criteria:
         if cancel is not None:
             cancel.raise_if_cancelled()
@@ -360,7 +363,7 @@ def compute_importance(model: OS2DModel, calib: CalibrationSet | None, criteria:
             res = GRADIENT_METHODS[crit](model, calib, units, config=gradient_config, progress=sub, cancel=cancel)
             scores[crit] = dict(res.scores)
             timings[crit] = res.measurement
-            offset += n * (u if crit == "lcp" else 1)
+            offset += PASS * n * (u if crit == "lcp" else 1)
         else:
             with Meter(device) as meter:
                 scores[crit] = {unit.name: CRITERIA[crit](model, unit, stats[unit.name] if stats else None)

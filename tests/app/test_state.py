@@ -44,10 +44,14 @@ def test_bad_project_files(session, tmp_path, payload, problem):
 def test_unreadable_project_file(session, tmp_path):
     path = tmp_path / "p.os2d.json"
     path.write_text("{not json")
-    with pytest.raises(ProjectError, match="not a readable JSON project"):
+    with pytest.raises(ProjectError) as e:
         session.open_project(path)
-    with pytest.raises(ProjectError, match="file not found"):
+    assert str(e.value) == f"{path}: not a readable JSON file (invalid at line 1, column 2)"  # no decoder text
+    with pytest.raises(ProjectError, match="project file not found"):
         session.open_project(tmp_path / "missing.os2d.json")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+    with pytest.raises(ProjectError, match="it looks like a PNG image"):
+        session.open_project(path)
 
 
 def test_dirty_follows_the_saved_project(session, scene, tmp_path):
