@@ -285,7 +285,7 @@ def test_broken_video_gives_an_error_dialog(qtbot, compared, wait_idle, message_
     bad = tmp_path / "x.mp4"
     bad.write_text("this is not a video\n" * 50)
     assert view.open_video(bad) is False
-    assert message_boxes.texts()[-1].startswith(f"{bad}: cannot open as a video")
+    assert message_boxes.texts()[-1] == f"{bad}: not a video (it looks like a text file)"
     assert view.spec == str(DEMO) and not w.runner.busy  # nothing changed
 
     # a file that disappears after opening: the job's VideoError reaches the same dialog, playing stops
