@@ -370,3 +370,26 @@ def test_gui_stays_responsive_during_importance_and_prune(bench, wait_idle, time
 
     timer_gaps(bench).run(prune_five_times, jobs=5).assert_responsive("five prunes")
     assert bench.session.pruned is not None and bench.session.prune_result.plan.ratio == 0.7
+
+
+def test_a_pruned_model_not_fine_tuned_is_announced_with_its_map_drop(bench, wait_idle):
+    s = bench.session
+    banners = (bench.detection_view.banner, bench.video_view.banner)
+    assert all(b.isHidden() for b in banners)  # no pruned model
+    prune(bench, wait_idle, 0.5)
+    assert all(not b.isHidden() and "Fine-tune before comparing" in b.text() for b in banners)
+    assert "dropped" not in banners[0].text()  # not evaluated yet
+    bench.pruning_view.eval_images.setValue(2)
+    assert bench.pruning_view.run_evaluate()
+    wait_idle(bench)
+    o, p = s.evaluations
+    assert f"dropped {o.map:.2f} → {p.map:.2f} on 2 val images" in banners[0].text()
+    # each side is shown at the score threshold its own evaluation found best
+    if p.score_threshold is not None:
+        assert s.detection_settings.pruned_score_threshold == pytest.approx(p.score_threshold)
+    # a fine-tuned model (distilled from a teacher) needs no banner
+    info = s.pruned_info
+    tuned = replace(info, loaded=replace(info.loaded, meta={**info.loaded.meta, "training": {"iterations": 1},
+                                                            "teacher": "t.pt"}))
+    s.set_pruned(tuned)
+    assert all(b.isHidden() for b in banners)
