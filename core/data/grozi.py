@@ -1,4 +1,5 @@
-"""Datasets in the OS2D CSV annotation format: our `dataset.json` folders and the GroZi-3.2k layout.
+"""Datasets in the OS2D CSV annotation format: our `dataset.json` folders and the GroZi-3.2k layout,
+and `write_dataset`, the one writer of our layout (the synthetic benchmark, the self-test, test data).
 
 One CSV row is one ground-truth box: `imageid, imagefilename, classid, classfilename, gtbboxid,
 difficult, lx, ty, rx, by` (+ optional `split`), boxes relative to the image size. Like the official
@@ -13,19 +14,23 @@ from __future__ import annotations
 from core.errors import InputError
 
 import csv
+import io
+import json
 import math
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from core.io import SNIFF_BYTES, looks_like, read_head, read_json
+from core.io import SNIFF_BYTES, atomic_write_text, looks_like, read_head, read_json
 
 REQUIRED_COLUMNS = ("imageid", "imagefilename", "classid", "classfilename", "gtbboxid", "difficult",
                     "lx", "ty", "rx", "by")
 DEFAULTED_COLUMNS = ("imagefilename", "classfilename")  # official read_annotation_file fills these
+CSV_COLUMNS = REQUIRED_COLUMNS + ("split",)  # what `write_dataset` writes
 BOX_TOLERANCE = 1e-3  # relative coordinates may stray this far outside [0, 1]
 DEFAULT_EVAL_SCALE = 1280.0  # cfg.eval.dataset_scales in the official config
 
@@ -423,3 +428,69 @@ def open_dataset(spec: str | os.PathLike, split: str | None = None) -> OS2DDatas
     if not path.exists():
         raise DatasetError(path, "dataset not found")
     return load_dataset_dir(path, split)
+
+
+# -- writing our layout -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GroundTruthBox:
+    """One annotation row to write: a box of class `classid` in scene `imageid`, relative xyxy in [0, 1]."""
+
+    imageid: int
+    classid: int
+    box: tuple[float, float, float, float]
+    split: str
+    difficult: bool = False
+
+
+def _coordinate(v: float, decimals: int | None) -> str:
+    v = min(max(float(v), 0.0), 1.0)
+    return repr(v) if decimals is None else f"{v:.{decimals}f}"
+
+
+def write_dataset(root: str | os.PathLike, boxes: Iterable[GroundTruthBox], *, class_images: Mapping[int, str],
+                  scene_images: Mapping[int, str], name: str, csv_name: str = "classes/annotations.csv",
+                  class_image_dir: str = "classes/images", image_dir: str = "src/images",
+                  eval_scale: float | None = None, meta: Mapping[str, Any] | None = None,
+                  decimals: int | None = 6) -> Path:
+    """Write the annotation CSV and `dataset.json` of a dataset whose image files are already in place.
+
+    Images stay with the caller because each writes its own kind (parallel JPEGs of chosen quality, PNGs
+    from arrays or PIL); this writes what makes a folder a dataset, in the one format `load_dataset_dir`
+    reads. `class_images` / `scene_images` map ids to file names inside `class_image_dir` / `image_dir`
+    (one file per id, as the loader requires); a scene without boxes is not listed (the format has no row
+    for it). Boxes are numbered (`gtbboxid`) in the given order and clamped to [0, 1]; `decimals` rounds
+    them (None: exact, for tests that compare coordinates). `meta` adds keys to dataset.json after the
+    layout's own. Each file is replaced atomically and dataset.json is written last, so a folder that has
+    one is complete. Returns `root`.
+
+    Raises ValueError for an empty box, an id without a file name or a listed file that is missing.
+    """
+    root = Path(root)
+    rows = []
+    for i, b in enumerate(boxes):
+        lx, ty, rx, by = (min(max(float(v), 0.0), 1.0) for v in b.box)
+        if not (lx < rx and ty < by):
+            raise ValueError(f"box {i} (image {b.imageid}, class {b.classid}) is empty: {b.box}")
+        if b.imageid not in scene_images or b.classid not in class_images:
+            raise ValueError(f"box {i}: no file name for image {b.imageid} or class {b.classid}")
+        rows.append((b.imageid, scene_images[b.imageid], b.classid, class_images[b.classid], i, int(b.difficult),
+                     *(_coordinate(v, decimals) for v in b.box), b.split))
+    listed = ({root / class_image_dir / class_images[r[2]] for r in rows}
+              | {root / image_dir / scene_images[r[0]] for r in rows})
+    missing = sorted(str(p.relative_to(root)) for p in listed if not p.is_file())
+    if missing:
+        more = f" and {len(missing) - _MAX_NAMED_FILES} more" if len(missing) > _MAX_NAMED_FILES else ""
+        raise ValueError(f"{root}: listed images are missing: {', '.join(missing[:_MAX_NAMED_FILES])}{more}")
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(rows)
+    atomic_write_text(root / csv_name, text.getvalue())
+    description = {"name": name, "format": "os2d-csv", "csv": csv_name, "class_image_dir": class_image_dir,
+                   "image_dir": image_dir}
+    if eval_scale is not None:
+        description["eval_scale"] = eval_scale
+    description.update(meta or {})
+    atomic_write_text(root / "dataset.json", json.dumps(description, indent=2) + "\n")
+    return root

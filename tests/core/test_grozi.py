@@ -12,12 +12,15 @@ import pytest
 from PIL import Image
 
 from core.data.grozi import (
+    CSV_COLUMNS,
     GROZI_EVAL_SCALE,
     GROZI_IMAGE_SIZE,
     DatasetError,
+    GroundTruthBox,
     OS2DDataset,
     SceneImage,
     open_dataset,
+    write_dataset,
 )
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny_os2d"
@@ -359,3 +362,53 @@ def test_error_truncated_row(tmp_path):
         f.write("6,0,0,0.1,0.2\n")
     with pytest.raises(DatasetError, match=r"tiny\.csv: row at line 8: expected 11 fields"):
         open_dataset(root)
+
+
+# -- writing our layout -------------------------------------------------------------------------------
+
+def written(tmp_path: Path, boxes, **kw) -> Path:
+    """A dataset of two 8x6 scenes and two classes written by write_dataset."""
+    root = tmp_path / "written"
+    for cid in (0, 1):
+        tiny_png(root / f"classes/images/c{cid}.png")
+    for iid in (5, 6):
+        tiny_png(root / f"src/images/s{iid}.png")
+    return write_dataset(root, boxes, class_images={0: "c0.png", 1: "c1.png"},
+                         scene_images={5: "s5.png", 6: "s6.png"}, name="written", **kw)
+
+
+def test_written_dataset_loads_with_its_splits_and_flags(tmp_path):
+    boxes = [GroundTruthBox(5, 0, (0.1, 0.2, 0.5, 0.6), "train"),
+             GroundTruthBox(6, 1, (0.0, 0.0, 1.0, 1.0), "val", difficult=True),
+             GroundTruthBox(6, 0, (-0.01, 0.5, 0.25, 1.02), "val")]  # clamped into the image
+    root = written(tmp_path, boxes, eval_scale=320, meta={"seed": 3})
+    meta = json.loads((root / "dataset.json").read_text())
+    assert list(meta) == ["name", "format", "csv", "class_image_dir", "image_dir", "eval_scale", "seed"]
+    fields, rows = read_rows(root / meta["csv"])
+    assert tuple(fields) == CSV_COLUMNS
+    assert [r["gtbboxid"] for r in rows] == ["0", "1", "2"] and rows[2]["lx"] == "0.000000" and rows[2]["by"] == "1.000000"
+    ds = open_dataset(root)
+    assert ds.name == "written" and ds.eval_scale == 320.0 and [im.imageid for im in ds.images] == [5, 6]
+    assert ds.images[1].difficult.tolist() == [True, False] and ds.images[1].class_ids.tolist() == [1, 0]
+    val = open_dataset(root, "val")
+    assert [im.imageid for im in val.images] == [6] and val.classes[1] == root / "classes/images/c1.png"
+
+
+def test_written_coordinates_exact_or_rounded(tmp_path):
+    box = GroundTruthBox(5, 0, (1 / 12, 1 / 3, 0.5, 2 / 3), "train")
+    exact = written(tmp_path / "a", [box], decimals=None)
+    rounded = written(tmp_path / "b", [box], decimals=3)
+    np.testing.assert_array_equal(open_dataset(exact).images[0].boxes, np.array([box.box], np.float32))
+    assert read_rows(rounded / "classes/annotations.csv")[1][0]["lx"] == "0.083"
+
+
+def test_write_refuses_what_the_loader_would(tmp_path):
+    with pytest.raises(ValueError, match="empty"):
+        written(tmp_path / "a", [GroundTruthBox(5, 0, (0.5, 0.1, 0.5, 0.2), "train")])
+    with pytest.raises(ValueError, match="class 7"):
+        written(tmp_path / "b", [GroundTruthBox(5, 7, (0.1, 0.1, 0.5, 0.2), "train")])
+    root = tmp_path / "c"
+    with pytest.raises(ValueError, match="s5.png"):
+        write_dataset(root, [GroundTruthBox(5, 0, (0.1, 0.1, 0.5, 0.2), "train")], class_images={0: "c0.png"},
+                      scene_images={5: "s5.png"}, name="c")
+    assert not (root / "dataset.json").exists()
