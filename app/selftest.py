@@ -111,9 +111,7 @@ def _calibration_dataset(workdir: Path) -> tuple[Path, str]:
     """A dataset in the app's OS2D CSV format (`dataset.json`, split `train`) with three calibration
     images: the sample shelf and its left and right 60 %, each with the manifest's boxes that lie inside
     it. Without bundled samples, the same from the synthetic scene and crops of its patches."""
-    import csv
-    import json
-
+    from core.data.grozi import GroundTruthBox, write_dataset
     from core.data.images import load_image
     from core.resources import samples_dir
     from core.visualize import save_rgb
@@ -147,16 +145,11 @@ def _calibration_dataset(workdir: Path) -> tuple[Path, str]:
         for cid, (lx, ty, rx, by), difficult in gt:
             if lx * w >= px0 and rx * w <= px1:  # boxes wholly inside this slice
                 x0, x1 = ((v * w - px0) / (px1 - px0) for v in (lx, rx))
-                rows.append([k, f"{k}.png", cid, f"{Path(names[cid]).stem}.png", len(rows), difficult,
-                             *(f"{min(max(v, 0.0), 1.0):.6f}" for v in (x0, ty, x1, by)), "train"])
-    with open(root / "annotations.csv", "w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["imageid", "imagefilename", "classid", "classfilename", "gtbboxid", "difficult",
-                         "lx", "ty", "rx", "by", "split"])
-        writer.writerows(rows)
-    (root / "dataset.json").write_text(json.dumps({
-        "format": "os2d-csv", "name": "self-test calibration", "csv": "annotations.csv",
-        "class_image_dir": "classes", "image_dir": "images"}, indent=1), encoding="utf-8")
+                rows.append(GroundTruthBox(imageid=k, classid=cid, box=(x0, ty, x1, by), split="train",
+                                           difficult=bool(difficult)))
+    write_dataset(root, rows, class_images={cid: f"{Path(n).stem}.png" for cid, n in enumerate(names)},
+                  scene_images={k: f"{k}.png" for k in range(len(CALIBRATION_SPANS))}, name="self-test calibration",
+                  csv_name="annotations.csv", class_image_dir="classes", image_dir="images")
     return root, f"{source}, {len(rows)} boxes"
 
 
