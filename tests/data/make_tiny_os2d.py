@@ -9,12 +9,12 @@ divided by the image size, so tests can check them exactly.
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from core.data.grozi import GroundTruthBox, write_dataset
 
 W, H = 64, 48
 PATCH = 16
@@ -51,21 +51,15 @@ def main(root: Path) -> None:
     (root / "src" / "images").mkdir(parents=True, exist_ok=True)
     for cid in CLASS_COLORS:
         Image.fromarray(class_patch(cid)).save(root / "classes" / "images" / f"class_{cid}.png")
-    rows = []
+    boxes = []
     for iid, (split, objects) in SCENES.items():
         Image.fromarray(scene(iid, objects)).save(root / "src" / "images" / f"scene_{iid}.png")
         for cid, difficult, (x1, y1, x2, y2) in objects:
-            rows.append({"gtbboxid": len(rows), "classid": cid, "imageid": iid,
-                         "lx": x1 / W, "rx": x2 / W, "ty": y1 / H, "by": y2 / H,
-                         "classfilename": f"class_{cid}.png", "imagefilename": f"scene_{iid}.png",
-                         "difficult": difficult, "split": split})
-    with open(root / "classes" / "tiny.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    meta = {"name": "tiny_os2d", "format": "os2d-csv", "csv": "classes/tiny.csv",
-            "class_image_dir": "classes/images", "image_dir": "src/images", "eval_scale": 64}
-    (root / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
+            boxes.append(GroundTruthBox(imageid=iid, classid=cid, box=(x1 / W, y1 / H, x2 / W, y2 / H), split=split,
+                                        difficult=bool(difficult)))
+    write_dataset(root, boxes, class_images={cid: f"class_{cid}.png" for cid in CLASS_COLORS},
+                  scene_images={iid: f"scene_{iid}.png" for iid in SCENES}, name="tiny_os2d",
+                  csv_name="classes/tiny.csv", eval_scale=64, decimals=None)
 
 
 if __name__ == "__main__":
