@@ -5,14 +5,15 @@ phase; CUDA: torch's max allocated memory), the ratio to LCP's, and the Spearman
 with LCP per unit; plain inference on the same images is the reference cost. Writes a markdown
 section. Timings are measurements of one run on one machine, not assertions.
 
-    PYTHONPATH=. .venv/bin/python bench/importance.py --model MODEL.pt --dataset DIR --images 20 \
-        --out-md docs/importance-bench.md
+    python -m bench.importance --model MODEL.pt --dataset DIR --images 20 --out-md docs/importance-bench.md
     # replace only the `importance-default` section of bench/RESULTS.md (command line recorded in it):
-    PYTHONPATH=. .venv/bin/python bench/importance.py --model resources/models/default.pt \
-        --dataset data/synth-0 --split train --images 8 --threads 2 --section importance-default
-    # a smoke run without a trained model:
-    PYTHONPATH=. .venv/bin/python bench/importance.py --model random:resnet18 \
-        --dataset tests/data/tiny_os2d --images 2 --target-size 256 --out-md /tmp/bench.md
+    python -m bench.importance --dataset data/synth-0 --split train --images 8 --threads 2 \
+        --section importance-default
+    # a smoke run on the default model and the bundled benchmark (nothing to download or generate):
+    python -m bench.importance --quick --out-md /tmp/bench.md
+
+Without --model it uses the default model, without --dataset the benchmark bundled with the app
+(its train split, unless --split says otherwise). The report ends with the command that produced it.
 """
 
 from __future__ import annotations
@@ -20,29 +21,25 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
-
-from scipy.stats import spearmanr  # noqa: E402
-
-from bench.sections import command_line, markers, write_section  # noqa: E402
-
-from core.data.grozi import open_dataset  # noqa: E402
-from core.detect import pick_device  # noqa: E402
-from core.importance.calibration import CalibrationSet, build_calibration  # noqa: E402
-from core.importance.criteria import CRITERIA  # noqa: E402
-from core.importance.result import ALL_CRITERIA, ImportanceResult, compute_importance  # noqa: E402
-from core.importance.stats import Measurement, Meter, eval_mode  # noqa: E402
-from core.io import atomic_write_text  # noqa: E402
-from core.jobs import ConsoleProgress  # noqa: E402
-from core.model.checkpoint import load_model  # noqa: E402
-from core.model.os2d import ModelConfig, OS2DModel  # noqa: E402
-from core.prune.units import find_units  # noqa: E402
+from bench.sections import command_line, markers, write_section
+from core.data.grozi import open_dataset
+from core.detect import pick_device
+from core.importance.calibration import CalibrationSet, build_calibration
+from core.importance.criteria import CRITERIA
+from core.importance.result import ALL_CRITERIA, ImportanceResult, compute_importance
+from core.importance.stats import Measurement, Meter, eval_mode
+from core.io import atomic_write_text
+from core.jobs import ConsoleProgress
+from core.model.checkpoint import load_model
+from core.model.os2d import ModelConfig, OS2DModel
+from core.prune.units import find_units
+from core.resources import benchmark_dir, default_model_path
 
 REFERENCE = "lcp"
 
@@ -150,11 +147,15 @@ def report(result: ImportanceResult, plain: Measurement, args, model_path: str, 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", required=True, help="model file, or random:resnet18 for a smoke run")
-    p.add_argument("--dataset", required=True, help="dataset folder or grozi:PATH")
-    p.add_argument("--split", default=None)
-    p.add_argument("--images", type=int, default=20, help="calibration images")
-    p.add_argument("--target-size", type=float, default=None, help="default: the dataset's evaluation scale")
+    p.add_argument("--model", default=str(default_model_path()),
+                   help="model file, or random:resnet18 for an untrained one (default: the default model)")
+    p.add_argument("--dataset", default=None,
+                   help="dataset folder or grozi:PATH (default: the benchmark bundled with the app)")
+    p.add_argument("--split", default=None, help="default: all, or train for the bundled benchmark")
+    p.add_argument("--images", type=int, default=None, help="calibration images (default: 20; 2 with --quick)")
+    p.add_argument("--target-size", type=float, default=None,
+                   help="default: the dataset's evaluation scale; 256 with --quick")
+    p.add_argument("--quick", action="store_true", help="2 images at 256 px: checks the run, not for quoting")
     p.add_argument("--selection", default="spread", choices=("spread", "random"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--criteria", default=",".join(ALL_CRITERIA), help="comma-separated")
@@ -168,6 +169,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.out_md is None and args.section is None:
         p.error("pass --out-md FILE, --section NAME, or both")
+    command = command_line("importance", argv)
+    if args.images is None:
+        args.images = 2 if args.quick else 20
+    if args.quick and args.target_size is None:
+        args.target_size = 256.0
+    if args.dataset is None:
+        args.dataset, args.split = str(benchmark_dir()), args.split or "train"
 
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -187,9 +195,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         result.save(args.save)
     text = report(result, plain, args, model_path, device, calib)
+    if args.quick:
+        text += "\n**Quick smoke run: numbers are not for quoting.**\n"
+    text += f"\nCommand: `{command}`\n"
     if args.section:
         start, end = markers(args.section)
-        text = f"{start}\n{text}\nCommand: `{command_line('importance.py', argv)}`\n{end}\n"
+        text = f"{start}\n{text}{end}\n"
         write_section(args.out_md or Path(__file__).resolve().parent / "RESULTS.md", args.section, text)
     else:
         atomic_write_text(args.out_md, text)

@@ -10,11 +10,11 @@ It reports parameters, fp32 size, GMACs, CPU (and CUDA, when present) latency of
 forward (target 1×3×S² + head for 1 class, class features precomputed), speedup, pruning time,
 and how fast a plan's size/MAC prediction is (what the GUI's sliders call).
 
-    PYTHONPATH=. .venv/bin/python bench/pruning.py            # full run, writes bench/RESULTS.md
-    PYTHONPATH=. .venv/bin/python bench/pruning.py --quick --out /tmp/r.md   # smoke run
+    python -m bench.pruning                          # full run, writes bench/RESULTS.md
+    python -m bench.pruning --quick --out /tmp/r.md  # smoke run
 
 The markdown goes between `<!-- pruning:start -->` and `<!-- pruning:end -->` in the output file,
-replacing only that section.
+replacing only that section (the file is created if missing); it ends with the command that produced it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from bench.sections import markers, write_section
+from bench.sections import command_line, markers, write_section
 from core.eval.profile import profile_model
 from core.model.os2d import OS2D_V2, ModelConfig, OS2DModel
 from core.prune.job import prune
@@ -165,10 +165,8 @@ def markdown(results: list[dict], args) -> str:
             notes.append("seed table (ResNet-50 OS2D, fp32): " + " → ".join(f"{SEED_MB[k]:.2f}" for k in sorted(SEED_MB))
                          + " MB; ours: " + " → ".join(f"{ours[k]:.2f}" for k in sorted(ours) if k in SEED_MB) + " MB")
         lines += [""] + [f"- {n}" for n in notes]
-    lines.append(END)
+    lines += ["", f"Command: `{args.command}`", END]
     return "\n".join(lines) + "\n"
-
-
 
 
 def main(argv=None) -> int:
@@ -184,6 +182,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     ap.add_argument("--json", default=None, help="also write the raw numbers here")
     args = ap.parse_args(argv)
+    args.command = command_line("pruning", argv)
     args.repeats = args.repeats if args.repeats is not None else (2 if args.quick else 15)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
     if args.threads:
