@@ -13,6 +13,8 @@ from core.data.synth.product import Sprite
 
 @dataclass
 class _Row:
+    """One shelf board and the products standing on it (mutable while the layout is planned)."""
+
     baseline: float  # y where products stand (top of the board)
     top: float  # y of the board above (products must stay below)
     height: float  # height of the tallest products in this row
@@ -22,6 +24,8 @@ class _Row:
 
 @dataclass
 class _Item:
+    """One package placed on a row."""
+
     sprite: Sprite
     class_id: int  # -1 for distractors
     x: float

@@ -83,7 +83,6 @@ def render_product(design: ProductDesign, assets: Assets, long_side: int = SPRIT
             neck_w = rb.uniform(0.8, 0.9) * W
             cap_w = neck_w * 1.03
             label = (cap_h + neck_h + sh_h + 0.04 * H, H - 0.06 * H)
-        body_top = cap_h + neck_h + sh_h
         rb_r = 0.08 * W
         left = [((W - cap_w) / 2, 0), ((W - cap_w) / 2, cap_h), ((W - neck_w) / 2, cap_h), ((W - neck_w) / 2, cap_h + neck_h)]
         for t in np.linspace(0, 1, 10):  # shoulder: smooth from the neck to the body width
