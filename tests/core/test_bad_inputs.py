@@ -410,8 +410,13 @@ for name, (line, column, value) in {
 add("dataset", "image-file-missing", lambda s, t, r: (_dataset(t, "src/images/scene_1.png", None)[0], t / "ds/src/images"))
 add("dataset", "class-image-file-missing", lambda s, t, r: (_dataset(t, "classes/images/class_2.png", None)[0],
                                                             t / "ds/classes/images"))
-add("dataset", "csv-drop-column", lambda s, t, r: _dataset(t, CSV, b"\n".join(
-    b",".join(c for i, c in enumerate(row.split(b",")) if i != 3) for row in _csv().splitlines()) + b"\n"))
+def _drop_column(csv: bytes, name: bytes) -> bytes:
+    rows = csv.splitlines()
+    k = rows[0].split(b",").index(name)
+    return b"\n".join(b",".join(c for i, c in enumerate(row.split(b",")) if i != k) for row in rows) + b"\n"
+
+
+add("dataset", "csv-drop-column", lambda s, t, r: _dataset(t, CSV, _drop_column(_csv(), b"lx")))
 add("dataset", "class-images-missing", lambda s, t, r: (_dataset(t, "classes/images", None)[0], t / "ds/classes/images"))
 
 # plans ------------------------------------------------------------------------------------------------
