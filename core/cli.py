@@ -59,6 +59,15 @@ def _target_size(args, loaded) -> float:
     return float(_chosen_size(args, loaded) or DEFAULT_TARGET_SIZE)
 
 
+def _backend_kwargs(args) -> dict:
+    """Detector keywords for --backend/--precision (and --deploy-dir where the command has it)."""
+    return {"backend": args.backend, "precision": args.precision, "deploy_dir": getattr(args, "deploy_dir", None)}
+
+
+def _where(det) -> str:
+    return str(det.device) if det.backend == "torch" else det.describe()
+
+
 # -- detect ------------------------------------------------------------------------------------------
 def cmd_detect(args) -> int:
     from core.data.images import load_image
@@ -66,7 +75,7 @@ def cmd_detect(args) -> int:
     from core.visualize import draw_detections, save_rgb
 
     loaded = _load(args.model)
-    det = Detector(loaded.model, args.device, target_size=_target_size(args, loaded))
+    det = Detector(loaded.model, args.device, target_size=_target_size(args, loaded), **_backend_kwargs(args))
     target = load_image(args.image)
     bank = det.prepare_classes(args.class_image)
     dets = det.detect(target, bank, scales=tuple(args.scales), nms_iou_threshold=args.nms_iou,
@@ -75,7 +84,7 @@ def cmd_detect(args) -> int:
     names = bank.names
     for b, s, l in zip(shown.boxes, shown.scores, shown.labels):
         print(f"{names[l]:<20} {s:7.4f}  [{b[0]:7.1f} {b[1]:7.1f} {b[2]:7.1f} {b[3]:7.1f}]")
-    print(f"{len(shown)} shown of {len(dets)} detections in {dets.seconds:.2f}s on {det.device}")
+    print(f"{len(shown)} shown of {len(dets)} detections in {dets.seconds:.2f}s on {_where(det)}")
     if args.out:
         save_rgb(args.out, draw_detections(target, shown.boxes, shown.scores, shown.labels, names))
         print(f"wrote {args.out}")
@@ -139,12 +148,12 @@ def cmd_eval(args) -> int:
 
     loaded = _load(args.model)
     ds = open_dataset(args.dataset, args.split)
-    det = Detector(loaded.model, args.device, target_size=_chosen_size(args, loaded))
+    det = Detector(loaded.model, args.device, target_size=_chosen_size(args, loaded), **_backend_kwargs(args))
     cfg = EvalConfig(scales=tuple(args.scales), target_size=args.target_size or 0.0, max_images=args.max_images,
                      exclude_spread=tuple(args.exclude_spread))
     rep = evaluate(det, ds, split=args.split, config=cfg, progress=ConsoleProgress("eval"))
     print(f"mAP@0.5 = {rep.map:.4f} on {rep.num_images} images, {rep.num_classes} classes "
-          f"({rep.seconds_per_image:.2f} s/image on {det.device})")
+          f"({rep.seconds_per_image:.2f} s/image on {_where(det)})")
     if args.json:
         d = rep.to_json()
         d["model"] = loaded.path
@@ -257,9 +266,12 @@ def cmd_profile(args) -> int:
     profs = []
     for path in args.models:
         loaded = _load(path)
-        profs.append(profile_model(loaded.model, name=Path(loaded.path).name, input_size=size,
-                                   num_classes=args.classes, repeats=args.repeats, device=args.device,
-                                   optimize=args.optimize))
+        if args.backend == "torch" and args.precision == "fp32":
+            profs.append(profile_model(loaded.model, name=Path(loaded.path).name, input_size=size,
+                                       num_classes=args.classes, repeats=args.repeats, device=args.device,
+                                       optimize=args.optimize))
+        else:
+            profs.append(_profile_deployed(loaded, args, size))
     if len(profs) == 2:
         cmp = compare_profiles(*profs)
         print(cmp.to_markdown())
@@ -271,6 +283,61 @@ def cmd_profile(args) -> int:
     if args.json:
         atomic_write_text(args.json, json.dumps(data, indent=1))
         print(f"wrote {args.json}")
+    return 0
+
+
+def _profile_deployed(loaded, args, size):
+    """Counts from the model, latency from its exported graphs on --backend at --precision."""
+    import statistics
+    from dataclasses import replace
+
+    import torch
+
+    from core.deploy.latency import time_runtime
+    from core.eval.profile import profile_model
+
+    if args.device not in ("auto", "cpu"):
+        raise ValueError(f"--device {args.device}: the {args.backend} backend is timed on the CPU")
+    prof = profile_model(loaded.model, name=f"{Path(loaded.path).name} [{args.backend} {args.precision}]",
+                         input_size=size, num_classes=args.classes, repeats=0)
+    t = time_runtime(loaded.model, args.backend, args.precision, input_size=size, num_classes=args.classes,
+                     repeats=max(1, args.repeats))
+    return replace(prof, cpu_latency_ms=statistics.median(t), cpu_latency_min_ms=min(t), cpu_latency_max_ms=max(t),
+                   cpu_threads=torch.get_num_threads(), repeats=len(t))
+
+
+# -- export and quantize -----------------------------------------------------------------------------
+def cmd_export(args) -> int:
+    from core.deploy.export import export_model
+
+    loaded = _load(args.model)
+    res = export_model(loaded.model, args.out, source_path=loaded.path, source_sha256=loaded.sha256,
+                       progress=ConsoleProgress("export"))
+    where = "found in the cache" if res.cached else "wrote"
+    print(f"{where} {res.target}, {res.classes} and {res.sidecar.name} (opset {res.info['opset']}; model "
+          f"sha256 {res.sha256[:12]}…; largest difference from torch: score "
+          f"{res.info['check_max_abs_diff']['cls']:.2g})")
+    return 0
+
+
+def cmd_quantize(args) -> int:
+    from core.data.grozi import open_dataset
+    from core.deploy.quantize import QuantizeConfig, quantize
+    from core.importance.calibration import build_calibration
+
+    loaded = _load(args.model)
+    ds = open_dataset(args.dataset, args.split)
+    calib = build_calibration(ds, args.images, _chosen_size(args, loaded) or ds.eval_scale, seed=args.seed,
+                              class_image_size=loaded.model.config.class_image_size,
+                              progress=ConsoleProgress("calibration"))
+    cfg = QuantizeConfig(int8_parts=tuple(args.int8_parts)) if args.int8_parts else QuantizeConfig()
+    res = quantize(loaded.model, calib, args.out, config=cfg, source_path=loaded.path, source_sha256=loaded.sha256,
+                   progress=ConsoleProgress("quantize"))
+    d = res.info["int8_vs_fp32_on_calibration"]
+    print(f"int8 parts: {', '.join(res.info['int8_parts'])}; kept float: {', '.join(res.info['ignored_scope']['kept_float'])}")
+    print(f"on the {d['images']} calibration images int8 scores moved {d['mean_abs_score_diff']:.4f} on average "
+          f"from fp32 (at most {d['max_abs_score_diff_top20']:.4f} at the top 20 anchors of an image)")
+    print(f"{'found in the cache' if res.cached else 'wrote'} {res.xml} with {res.sidecar.name} in {res.folder}")
     return 0
 
 
@@ -341,8 +408,15 @@ def cmd_compare(args) -> int:
 
     original = _load(args.original)
     pruned = _load(args.pruned)
+    size = _target_size(args, original)
+    if args.backend != "torch" or args.precision != "fp32":  # both sides on the chosen backend
+        from core.detect import Detector
+
+        original, pruned = (Detector(m.model, args.device, target_size=size, **_backend_kwargs(args),
+                                     name=f"{Path(m.path).name} [{args.backend} {args.precision}]")
+                            for m in (original, pruned))
     res = compare_video(original, pruned, args.class_image, args.video, out_video=args.out, out_json=args.json,
-                        target_size=_target_size(args, original), score_threshold=args.score_threshold,
+                        target_size=size, score_threshold=args.score_threshold,
                         pruned_score_threshold=args.pruned_score_threshold, nms_iou=args.nms_iou,
                         ground_truth=load_video_ground_truth(args.ground_truth) if args.ground_truth else None,
                         max_detections=args.max_detections,
@@ -385,6 +459,16 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
 
 
+def _add_backend_options(p: argparse.ArgumentParser, deploy_dir: bool = True) -> None:
+    p.add_argument("--backend", default="torch", choices=["torch", "onnxruntime", "openvino"],
+                   help="what runs the network: torch, or the exported graphs on ONNX Runtime or OpenVINO "
+                        "(exported on first use into the cache); decoding and NMS are the same for all")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"],
+                   help="openvino only: bf16 where the CPU has it natively, int8 after `os2d-studio quantize`")
+    if deploy_dir:
+        p.add_argument("--deploy-dir", help="a folder from `os2d-studio export` or `quantize` (default: the cache)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="os2d-studio", description="OS2D one-shot detection, importance, pruning.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -402,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--score-threshold", type=float, default=float("-inf"))
     d.add_argument("--min-score", type=float, default=0.5, help="only show and write detections above this score")
     d.add_argument("--max-detections", type=int, default=20, help="most detections printed and drawn (not a cap on --json)")
-    d.add_argument("--device", default="auto")
+    d.add_argument("--device", default="auto", help="torch: cpu, cuda; openvino: CPU, GPU, NPU")
+    _add_backend_options(d)
     d.set_defaults(func=cmd_detect)
 
     i = sub.add_parser("info", help="architecture, parameters, size, layer table")
@@ -429,7 +514,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--exclude-spread", type=int, nargs="+", default=[], metavar="N",
                    help="first leave out the evenly spread N-image subset (each N in turn), e.g. the "
                         "train --eval-images the checkpoint was selected on")
-    e.add_argument("--device", default="auto")
+    e.add_argument("--device", default="auto", help="torch: cpu, cuda; openvino: CPU, GPU, NPU")
+    _add_backend_options(e)
     e.set_defaults(func=cmd_eval)
 
     t = sub.add_parser("train", help="train an OS2D model (resumes from its work folder)")
@@ -524,7 +610,27 @@ def build_parser() -> argparse.ArgumentParser:
     pf.add_argument("--plain", dest="optimize", action="store_false",
                     help="time the model as stored, not the BN-folded channels-last copy detection runs")
     pf.add_argument("--json")
+    _add_backend_options(pf, deploy_dir=False)
     pf.set_defaults(func=cmd_profile)
+
+    ex = sub.add_parser("export", help="ONNX graphs of the target and class branches, with a sidecar")
+    ex.add_argument("--model", help="model file (default: the embedded default model)")
+    ex.add_argument("--out", help="a new folder for target.onnx, class.onnx and export.json (never overwrites; "
+                                  "default: the cache, where detection with --backend finds it)")
+    ex.set_defaults(func=cmd_export)
+
+    q = sub.add_parser("quantize", help="int8 target branch for OpenVINO (NNCF post-training quantization)")
+    q.add_argument("--model", help="model file (default: the embedded default model)")
+    q.add_argument("--dataset", required=True, help="calibration images: dataset folder or grozi:PATH")
+    q.add_argument("--split", default="train")
+    q.add_argument("--images", type=int, default=16, help="calibration images (the same choice importance makes)")
+    q.add_argument("--target-size", type=float, default=0, help="S (default: the model's)")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--int8-parts", nargs="+", choices=["trunk", "transform_net", "transform_output", "correlation"],
+                   help="parts run in int8 (default: trunk transform_net); the rest of the head stays float")
+    q.add_argument("--out", help="a new folder for the int8 model (never overwrites; it is also kept in the "
+                                 "cache, where --precision int8 finds it)")
+    q.set_defaults(func=cmd_quantize)
 
     cp = sub.add_parser("compare", help="original vs pruned on a video: side-by-side video, latency, FPS, agreement")
     cp.add_argument("--original", help="the original model (default: the embedded default model)")
@@ -546,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     cp.add_argument("--max-detections", type=int, default=50)
     cp.add_argument("--max-frames", type=_non_negative_int, default=0, help="stop after this many processed frames")
     cp.add_argument("--device", default="auto")
+    _add_backend_options(cp, deploy_dir=False)
     cp.set_defaults(func=cmd_compare)
     return p
 

@@ -70,10 +70,29 @@ class Detector:
     """Runs an OS2D model on one device; inference mode, no gradients.
 
     With `optimize` (the default) it runs a folded channels-last copy (`core.model.inference`), so later
-    changes to `model` are not seen; `optimize=False` runs `model` itself (bit-exact float64 resampling)."""
+    changes to `model` are not seen; `optimize=False` runs `model` itself (bit-exact float64 resampling).
+
+    `backend` "onnxruntime" or "openvino" runs the model's exported graphs instead (`core.deploy`),
+    at `precision` "fp32", or on OpenVINO also "bf16" (CPUs with native bf16) and "int8" (a target
+    branch quantized by `os2d-studio quantize`); `device` then names the OpenVINO device (CPU, GPU,
+    NPU; auto is CPU). `deploy_dir` is a folder from export or quantize, else the cache is used.
+    Decoding and NMS are the same Python code for every backend."""
 
     def __init__(self, model: OS2DModel, device: str | torch.device | None = None, *,
-                 target_size: float | None = None, optimize: bool = True) -> None:
+                 target_size: float | None = None, optimize: bool = True, backend: str = "torch",
+                 precision: str = "fp32", deploy_dir: str | os.PathLike | None = None, name: str = "") -> None:
+        self.backend, self.precision, self.name = backend, precision, name
+        if backend != "torch" or precision != "fp32":
+            from core.deploy.runtime import check_choice, open_runtime
+
+            check_choice(backend, precision)
+            self.device = torch.device("cpu")  # where decoding runs; the graphs run on `self.net.info.device`
+            self.model = model.eval()
+            self.net = open_runtime(model, backend, precision, device=None if device is None else str(device),
+                                    deploy_dir=deploy_dir)
+            self.memory_format = torch.contiguous_format
+            self.target_size = float(target_size) if target_size else None
+            return
         self.device = pick_device(device)
         self.model = model.to(self.device).eval()
         self.net = inference_model(self.model, self.device) if optimize else self.model
@@ -81,6 +100,11 @@ class Detector:
         # the scale the caller chose (a model's own eval scale), None for OS2D's default; evaluation keeps
         # a chosen one over the dataset's
         self.target_size = float(target_size) if target_size else None
+
+    def describe(self) -> str:
+        """What runs the network, in words: "torch fp32 on cpu", "openvino int8 on CPU"."""
+        info = getattr(self.net, "info", None)
+        return info.describe() if info is not None else f"torch fp32 on {self.device}"
 
     @torch.inference_mode()
     def prepare_classes(self, class_images: Sequence[np.ndarray | str | os.PathLike],
