@@ -187,6 +187,7 @@ def _quantize_into(dest: Path, model: OS2DModel, digest: str, calibration: Calib
                    source_path, source_sha256, progress: Progress, cancel: CancelToken | None) -> dict:
     from core.deploy.export import export_model
 
+    logging.getLogger("torch.utils.cpp_extension").setLevel(logging.ERROR)  # NNCF's torch probe: "no CUDA" noise
     import nncf
     import openvino as ov
 
@@ -207,7 +208,7 @@ def _quantize_into(dest: Path, model: OS2DModel, digest: str, calibration: Calib
                             source_path=source_path, source_sha256=source_sha256)
     step("computing class features of the calibration images")
     items = _calibration_inputs(model, calibration, cancel)
-    step(f"calibrating on image 1 of {n}")
+    done += 1  # the statistics pass reports its own images from here
     seen = {"k": 0}
 
     def feed(item: dict) -> dict:
@@ -226,15 +227,16 @@ def _quantize_into(dest: Path, model: OS2DModel, digest: str, calibration: Calib
         fp32, nncf.Dataset(items, feed), preset=getattr(nncf.QuantizationPreset, config.preset.upper()),
         subset_size=n, fast_bias_correction=config.fast_bias_correction,
         ignored_scope=nncf.IgnoredScope(patterns=[pattern], validate=True))
-    done += n - 1
+    done += n
     staged = staging_dir(dest)
     try:
         step("saving the int8 model")
         ov.save_model(quantized, str(staged / TARGET_INT8_XML), compress_to_fp16=False)
         for name in (TARGET_ONNX, CLASS_ONNX, EXPORT_JSON):
             shutil.copy2(exported.folder / name, staged / name)
+        progress(done, total, "comparing int8 with fp32 on the calibration images")
         drift = _score_drift(staged / TARGET_ONNX, staged / TARGET_INT8_XML, items)
-        step("comparing int8 with fp32", n)
+        step("int8 model written", n)
         info = {
             "parent_sha256": digest,
             "parent_file": exported.info.get("parent_file") or (

@@ -76,6 +76,29 @@ def _resolve_ov_device(device: str | torch.device | None) -> str:
     return name
 
 
+def availability(model: OS2DModel | None = None, device: str = "CPU") -> dict[tuple[str, str], str]:
+    """Every (backend, precision) pair → "" when it can run here now, else why not, in one line (what a
+    GUI shows beside a disabled choice). With `model`, int8 needs a quantized model of it in the cache."""
+    out: dict[tuple[str, str], str] = {}
+    present = openvino_devices()
+    for backend in BACKENDS:
+        for precision in PRECISIONS:
+            try:
+                check_choice(backend, precision)
+                reason = ""
+            except DeployError as e:
+                reason = e.problem
+            if not reason and backend == "openvino":
+                if device.upper() not in present:
+                    reason = f"no {device.upper()} here; OpenVINO sees {', '.join(present) or 'none'}"
+                elif precision == "bf16" and not supports_bf16(device.upper()):
+                    reason = f"the {device.upper()} here has no native bf16"
+                elif precision == "int8" and model is not None and find_quantized(model_digest(model)) is None:
+                    reason = "no int8 model of this model yet; quantize it on calibration images first"
+            out[(backend, precision)] = reason
+    return out
+
+
 # -- one graph, one runtime ------------------------------------------------------------------------
 class _OrtGraph:
     def __init__(self, path: Path, threads: int) -> None:

@@ -269,11 +269,14 @@ def _run_isolated(code: str, home: Path) -> None:
 
 
 def test_deploy_code_writes_no_telemetry_client_id(tmp_path):
-    # the premise: NNCF imported on its own writes a client id under the home folder
+    # the premise: the client NNCF creates on import writes an id under the home folder (no tracking id
+    # given here, so this probe sends nothing)
     plain = tmp_path / "plain"
     plain.mkdir()
-    _run_isolated("import nncf", plain)
-    assert any((plain / "intel").glob("*cid*")), "NNCF no longer writes a client id; revisit core/deploy/telemetry.py"
+    _run_isolated("from openvino_telemetry import Telemetry\n"
+                  "Telemetry(app_name='probe', app_version='0', tid=None, backend='ga4', enable_opt_in_dialog=False)",
+                  plain)
+    assert any((plain / "intel").glob("*cid*")), "openvino_telemetry no longer writes a client id; revisit telemetry.py"
     # through our deploy code, with a real quantization (the call NNCF reports): nothing
     ours = tmp_path / "ours"
     ours.mkdir()
@@ -319,3 +322,15 @@ def test_cli_export_then_detect_on_each_backend(small, tmp_path, capsys):
         scores[backend] = [d["score"] for d in json.loads(js.read_text())["detections"]]
     assert scores["onnxruntime"] == pytest.approx(scores["torch"], abs=2e-5)
     assert scores["openvino"] == pytest.approx(scores["torch"], abs=2e-5)
+
+
+def test_availability_lists_every_choice_with_a_reason(small):
+    from core.deploy.runtime import BACKENDS, PRECISIONS, availability, supports_bf16
+
+    model, _ = small
+    table = availability(model)
+    assert set(table) == {(b, p) for b in BACKENDS for p in PRECISIONS}
+    assert table[("torch", "fp32")] == table[("onnxruntime", "fp32")] == table[("openvino", "fp32")] == ""
+    assert "fp32 only" in table[("torch", "int8")] and "fp32 only" in table[("onnxruntime", "bf16")]
+    assert (table[("openvino", "bf16")] == "") == supports_bf16()
+    assert all("\n" not in why for why in table.values())
