@@ -109,6 +109,8 @@ def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: C
     phases = Phases(progress, steps)
 
     def val_map(model, phase: str) -> float | None:
+        if val_ds is None:  # no before/after evaluation (or not the lead rank): no such phase
+            return None
         return split_map(model, val_ds, device, scale, cfg.eval_images, cancel, progress=phases(phase))
 
     teacher = load_model(cfg.teacher) if cfg.teacher else None
