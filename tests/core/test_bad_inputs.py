@@ -491,3 +491,11 @@ def test_bad_input_gives_one_line_naming_the_file(case: Case, src: Sources, tmp_
     assert "\n" not in msg and "Traceback" not in msg, msg
     leaked = [t for t in LIBRARY_TEXT if t in msg]
     assert not leaked, f"library text {leaked} in: {msg}"
+
+
+def test_readme_states_the_corpus_size():
+    import re
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    stated = re.search(r"generates (\d+) damaged or foreign inputs", readme)
+    assert stated and int(stated.group(1)) == CORPUS_SIZE
