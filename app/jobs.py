@@ -83,13 +83,61 @@ class DetectionRun:
     class_names: tuple[str, ...]
     nms_iou_threshold: float
     target_size: Mapping[str, float] = field(default_factory=dict)
+    runtimes: Mapping[str, str] = field(default_factory=dict)  # variant -> "backend:precision" it ran on
+
+
+RUNTIME_NAMES = {"torch": "PyTorch", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+def runtime_label(runtime: str) -> str:
+    """"openvino:int8" -> "OpenVINO int8" (what the GUI calls a runtime)."""
+    backend, _, precision = runtime.partition(":")
+    return f"{RUNTIME_NAMES.get(backend, backend)} {precision or 'fp32'}"
+
+
+def open_detector(model, device: str | None, *, target_size: float | None, runtime: str = "torch:fp32",
+                  role: str = "", detector_cls: type = Detector, progress: Progress = no_progress,
+                  cancel: CancelToken | None = None, **kwargs) -> Detector:
+    """A Detector of `model` on `runtime` ("backend:precision"), exporting the graphs first when this model
+    has none in the cache yet (the step the user waits for; reported as "exporting…").
+
+    int8 needs a quantized model; making one here would silently take minutes and a dataset, so a missing
+    one is refused with what to do instead (Pruning tab → Quantize)."""
+    backend, _, precision = runtime.partition(":")
+    precision = precision or "fp32"
+    if backend == "torch" and precision == "fp32":
+        return detector_cls(model, device, target_size=target_size, **kwargs)
+    from core.deploy.artefacts import model_digest
+    from core.deploy.runtime import check_choice, find_quantized
+
+    check_choice(backend, precision)
+    who = f"{role} model" if role else "model"
+    digest = model_digest(model)
+    if precision == "int8":
+        if find_quantized(digest) is None:
+            raise StepMissing(f"No int8 model of the {who} yet: quantize it first (Pruning tab → Quantize int8, "
+                              f"8 calibration images of the dataset), or choose another runtime for this side.")
+    else:
+        from core.deploy.export import export_model
+
+        def exporting(done: int, total: int, message: str = "") -> None:
+            progress(done, total, f"{who}: exporting… ({message})" if message else f"{who}: exporting…")
+
+        export_model(model, digest=digest, progress=exporting, cancel=cancel)
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    return detector_cls(model, None, target_size=target_size, backend=backend, precision=precision,
+                        name=role, **kwargs)
 
 
 def detect_job(models: Mapping[str, LoadedModel], class_images: Sequence[np.ndarray], class_names: Sequence[str],
                target: np.ndarray, *, nms_iou_threshold: float = 0.3, device: str | None = None,
+               runtimes: Mapping[str, str] | None = None,
                progress: Progress = no_progress, cancel: CancelToken | None = None) -> DetectionRun:
-    """Run each model on the same class images and target (single scale, the model's eval scale)."""
+    """Run each model on the same class images and target (single scale, the model's eval scale), each on
+    its runtime (`runtimes`: variant -> "backend:precision", PyTorch fp32 when absent)."""
     cancel = cancel or CancelToken()
+    runtimes = dict(runtimes or {})
     if not models:
         raise StepMissing("no model to run: open a model first")
     if not class_images:
@@ -100,7 +148,8 @@ def detect_job(models: Mapping[str, LoadedModel], class_images: Sequence[np.ndar
     for variant, loaded in models.items():
         cancel.raise_if_cancelled()
         size = loaded.scale()
-        det = Detector(loaded.model, device, target_size=size)
+        det = open_detector(loaded.model, device, target_size=size, runtime=runtimes.get(variant, "torch:fp32"),
+                            role=variant, progress=lambda _d, _t, m: progress(step, total, m), cancel=cancel)
         progress(step, total, f"{variant} model: class features")
         bank = det.prepare_classes(list(class_images), names=list(class_names))
         step += 1
@@ -110,4 +159,5 @@ def detect_job(models: Mapping[str, LoadedModel], class_images: Sequence[np.ndar
         sizes[variant] = size
         step += 1
         progress(step, total, f"{variant} model: {len(out[variant])} detections")
-    return DetectionRun(out, tuple(class_names), float(nms_iou_threshold), sizes)
+    return DetectionRun(out, tuple(class_names), float(nms_iou_threshold), sizes,
+                        {v: runtimes.get(v, "torch:fp32") for v in out})

@@ -34,6 +34,10 @@ PROJECT_FORMAT = "os2d-studio-project"
 PROJECT_VERSION = 1
 PROJECT_SUFFIX = ".os2d.json"
 COMPARE_MODES = ("original", "pruned", "both")
+# "backend:precision" choices a side can run on (core.deploy.runtime.BACKENDS x PRECISIONS that exist)
+RUNTIMES = ("torch:fp32", "onnxruntime:fp32", "openvino:fp32", "openvino:bf16", "openvino:int8")
+RUNTIME_LABELS = {"torch:fp32": "PyTorch fp32", "onnxruntime:fp32": "ONNX Runtime fp32",
+                  "openvino:fp32": "OpenVINO fp32", "openvino:bf16": "OpenVINO bf16", "openvino:int8": "OpenVINO int8"}
 PREFERRED_CRITERIA = ("combined", "lcp", "taylor")  # what a fresh importance result selects, in this order
 SESSION_SECTIONS = ("plan", "importance", "metrics", "dataset")  # project sections the session owns
 
@@ -107,10 +111,27 @@ class DetectionSettings:
     compare: str = "original"  # one of COMPARE_MODES
     pruned_score_threshold: float = 0.5
     video_uses_detection_classes: bool = False  # else the Video tab runs the sample video's classes
+    original_runtime: str = "torch:fp32"  # what runs each side: "backend:precision", one of RUNTIMES
+    pruned_runtime: str = "torch:fp32"
 
     def __post_init__(self) -> None:
         if self.compare not in COMPARE_MODES:
             raise ValueError(f"compare must be one of {', '.join(COMPARE_MODES)}, got '{self.compare}'")
+        for name in ("original_runtime", "pruned_runtime"):
+            if getattr(self, name) not in RUNTIMES:
+                raise ValueError(f"{name} must be one of {', '.join(RUNTIMES)}, got '{getattr(self, name)}'")
+
+    def runtime(self, role: str) -> tuple[str, str]:
+        """(backend, precision) that runs `role`'s side."""
+        backend, precision = self.runtime_field_value(role).split(":")
+        return backend, precision
+
+    def runtime_field_value(self, role: str) -> str:
+        return self.pruned_runtime if role == "pruned" else self.original_runtime
+
+    @staticmethod
+    def runtime_field(role: str) -> str:
+        return "pruned_runtime" if role == "pruned" else "original_runtime"
 
     def threshold(self, role: str) -> float:
         return self.pruned_score_threshold if role == "pruned" else self.score_threshold
@@ -143,6 +164,8 @@ class Project:
                 "max_shown": self.detection.max_shown, "compare": self.detection.compare,
                 "pruned_score_threshold": self.detection.pruned_score_threshold,
                 "video_uses_detection_classes": self.detection.video_uses_detection_classes,
+                "original_runtime": self.detection.original_runtime,
+                "pruned_runtime": self.detection.pruned_runtime,
             },
             **self.extra,
         }
@@ -159,7 +182,8 @@ class Project:
                 float(det.get("score_threshold", 0.5)), float(det.get("nms_iou_threshold", 0.3)),
                 int(det.get("max_shown", 50)), str(det.get("compare", "original")),
                 float(det.get("pruned_score_threshold", det.get("score_threshold", 0.5))),
-                bool(det.get("video_uses_detection_classes", False)))
+                bool(det.get("video_uses_detection_classes", False)),
+                str(det.get("original_runtime", "torch:fp32")), str(det.get("pruned_runtime", "torch:fp32")))
             classes = tuple(ClassImageSpec.from_json(c, base) for c in det.get("class_images", []))
         except (KeyError, TypeError, ValueError) as e:
             raise ProjectError(source, f"bad detection section: {e}") from None

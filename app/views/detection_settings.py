@@ -5,15 +5,35 @@ Why a widget of its own: the Detection and Video tabs edit the same `session.det
 embed this box and neither keeps its own copy in sync. Views add their own rows to `form` and listen to
 `shown`, emitted after the widgets show a change, to redraw. Each side has its own threshold because a
 pruned model scores on another scale than its original; a model's evaluation sets its side's default.
+
+Each side also picks its runtime (PyTorch, ONNX Runtime, OpenVINO at a precision): the choices
+`core.deploy.runtime.availability` rules out are disabled with its reason as tooltip.
 """
 
 from __future__ import annotations
+
+import logging
+import weakref
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QSpinBox, QWidget
 from superqt import QLabeledDoubleSlider
 
-from app.state import COMPARE_MODES, Session
+from app.state import COMPARE_MODES, RUNTIME_LABELS, RUNTIMES, Session
+
+log = logging.getLogger(__name__)
+NO_INT8 = "no int8 model of this model yet: Pruning tab → Quantize int8 makes one"
+
+
+class RuntimeCombo(QComboBox):
+    """A side's runtime; availability is checked again each time the list opens (a quantize may have
+    finished since)."""
+
+    aboutToShow = Signal()
+
+    def showPopup(self) -> None:  # noqa: N802 - Qt API
+        self.aboutToShow.emit()
+        super().showPopup()
 
 
 def labeled_slider(lo: float, hi: float, value: float) -> QLabeledDoubleSlider:
@@ -64,8 +84,23 @@ class DetectionSettingsBox(QGroupBox):
             self.form.addRow("Model", self.compare)
             self.max_shown.valueChanged.connect(lambda v: self._write(max_shown=int(v)))
             self.compare.currentTextChanged.connect(lambda t: self._write(compare=t))
+        self._base_availability: dict[tuple[str, str], str] | None = None
+        self._int8: dict[int, tuple[weakref.ref, bool]] = {}  # id(model) -> (model, has a quantized IR)
+        self.runtime_combos: dict[str, RuntimeCombo] = {}
+        for role, label in (("original", "Runtime, original"), ("pruned", "Runtime, pruned")):
+            combo = self.runtime_combos[role] = RuntimeCombo()
+            for rt in RUNTIMES:
+                combo.addItem(RUNTIME_LABELS[rt], rt)
+            self.form.addRow(label, combo)
+            combo.currentIndexChanged.connect(
+                lambda _i, r=role, c=combo: self._write(**{"original_runtime" if r == "original" else
+                                                           "pruned_runtime": c.currentData()}))
+            combo.aboutToShow.connect(self.refresh_runtimes)
         session.detectionSettingsChanged.connect(self.show_settings)
         session.prunedModelChanged.connect(self._update_enabled)
+        session.modelChanged.connect(self.refresh_runtimes)
+        session.prunedModelChanged.connect(self.refresh_runtimes)
+        self.refresh_runtimes()
         self.show_settings()
         self._update_enabled()
 
@@ -74,6 +109,45 @@ class DetectionSettingsBox(QGroupBox):
         self.pruned_score_slider.setEnabled(has)
         self.pruned_score_slider.setToolTip(self._pruned_tip if has else
                                             "No pruned model: prune one (Pruning tab) or File → Open pruned model…")
+
+    def availability(self, role: str) -> dict[str, str]:
+        """"backend:precision" -> "" when `role`'s side can run it here, else why not."""
+        if self._base_availability is None:
+            try:
+                from core.deploy.runtime import availability
+
+                self._base_availability = availability()
+            except (ImportError, RuntimeError) as e:  # no OpenVINO / ONNX Runtime in this install
+                log.info("deploy runtimes unavailable: %s", e)
+                self._base_availability = {tuple(rt.split(":")): ("" if rt == "torch:fp32" else
+                                                                  "not installed with this app") for rt in RUNTIMES}
+        out = {f"{b}:{p}": why for (b, p), why in self._base_availability.items() if f"{b}:{p}" in RUNTIMES}
+        loaded = self.session.pruned if role == "pruned" else self.session.model
+        if not out.get("openvino:int8") and loaded is not None and not self._has_int8(loaded.model):
+            out["openvino:int8"] = NO_INT8
+        return out
+
+    def _has_int8(self, model) -> bool:
+        entry = self._int8.get(id(model))
+        if entry is not None and entry[0]() is model and entry[1]:
+            return True  # a quantized IR, once made, stays in the cache; a missing one is looked for again
+        from core.deploy.artefacts import model_digest
+        from core.deploy.runtime import find_quantized
+
+        found = find_quantized(model_digest(model)) is not None
+        self._int8[id(model)] = (weakref.ref(model), found)
+        return found
+
+    def refresh_runtimes(self) -> None:
+        """Enable the runtimes each side can run now; the others say why not."""
+        for role, combo in self.runtime_combos.items():
+            avail = self.availability(role)
+            items = combo.model()
+            for i in range(combo.count()):
+                why = avail.get(combo.itemData(i), "")
+                item = items.item(i)
+                item.setEnabled(not why)
+                item.setToolTip(why)
 
     def _write(self, **changes) -> None:
         if not self._syncing:
@@ -86,6 +160,8 @@ class DetectionSettingsBox(QGroupBox):
             self.score_slider.setValue(ds.score_threshold)
             self.pruned_score_slider.setValue(ds.pruned_score_threshold)
             self.nms_slider.setValue(ds.nms_iou_threshold)
+            for role, combo in self.runtime_combos.items():
+                combo.setCurrentIndex(max(0, combo.findData(ds.runtime_field_value(role))))
             if self.max_shown is not None:
                 self.max_shown.setValue(ds.max_shown)
                 self.compare.setCurrentText(ds.compare)

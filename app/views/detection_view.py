@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeade
 from app.controller import AppController
 from app.dialogs import IMAGE_FILTER
 from app.jobs import detect_job
-from app.state import ClassImageSpec, Session
+from app.state import RUNTIME_LABELS, ClassImageSpec, Session
 from app.views.class_images import ClassImageList
 from app.views.detection_settings import DetectionSettingsBox
 from app.views.image_pane import ImagePane, PaneArea
@@ -197,8 +197,10 @@ class DetectionView(QWidget):
                                                 for v, m in chosen.items()):
                 s.set_detections(run)
 
+        ds = s.detection_settings
         worker = self.runner.start("Detecting", detect_job, chosen, arrays, names, target,
-                                   nms_iou_threshold=s.detection_settings.nms_iou_threshold, on_result=done)
+                                   nms_iou_threshold=ds.nms_iou_threshold,
+                                   runtimes={v: ds.runtime_field_value(v) for v in chosen}, on_result=done)
         return worker is not None
 
     # -- session -> widgets -----------------------------------------------------------------------------
@@ -251,6 +253,9 @@ class DetectionView(QWidget):
         self.panes["pruned"].link(self.panes["original"] if len(variants) > 1 else None)
         self.pane_area.set_image_size(self.pane_area.image_hw)
         self.panes["original"].title.setVisible(len(variants) > 1 or variants != ["original"])
+        ds = self.session.detection_settings
+        for variant, pane in self.panes.items():
+            pane.title.setText(f"{variant.capitalize()} · {RUNTIME_LABELS[ds.runtime_field_value(variant)]}")
         run = self.session.detections
         shown = self.shown()
         names = list(run.class_names) if run else []
