@@ -126,10 +126,15 @@ class ClassFeatureCache:
         self._lock = threading.Lock()
         self._entries: OrderedDict[tuple, tuple[weakref.ref, ClassBank]] = OrderedDict()
 
-    def detector(self, loaded: LoadedModel, device: str | None = None,
-                 target_size: float | None = None) -> "CachingDetector":
+    def detector(self, loaded: LoadedModel, device: str | None = None, target_size: float | None = None, *,
+                 runtime: str = "torch:fp32", role: str = "", progress: Progress = no_progress,
+                 cancel: CancelToken | None = None) -> "CachingDetector":
+        """A detector of `loaded` on `runtime` ("backend:precision"; exported on first use)."""
+        from app.jobs import open_detector
+
         size = target_size or loaded.scale()
-        det = CachingDetector(loaded.model, device, target_size=size, cache=self)
+        det = open_detector(loaded.model, device, target_size=size, runtime=runtime, role=role,
+                            detector_cls=CachingDetector, cache=self, progress=progress, cancel=cancel)
         det.name = Path(loaded.path).name if loaded.path else ""
         return det
 
@@ -166,13 +171,14 @@ class CachingDetector(Detector):
     name = ""
 
     def __init__(self, model: Any, device: str | None = None, *, target_size: float | None = None,
-                 cache: ClassFeatureCache) -> None:
-        super().__init__(model, device, target_size=target_size)
+                 cache: ClassFeatureCache, **runtime: Any) -> None:
+        super().__init__(model, device, target_size=target_size, **runtime)
         self.cache = cache
 
     def prepare_classes(self, class_images: Sequence[ClassImage], class_ids: Sequence[int] | None = None,
                         names: Sequence[str] | None = None) -> ClassBank:
-        key = (id(self.model), str(self.device), _class_key(class_images),
+        # features differ (slightly) between runtimes: the runtime is part of the key
+        key = (id(self.model), str(self.device), self.backend, self.precision, _class_key(class_images),
                tuple(class_ids) if class_ids is not None else None, tuple(names) if names is not None else None)
         bank = self.cache.get(key, self.model)
         if bank is None:
@@ -212,17 +218,21 @@ def video_job(spec: str, start: int, original: LoadedModel | None, pruned: Loade
               class_images: Sequence[ClassImage], class_names: Sequence[str], *, max_frames: int | None = None,
               mode: str = "offline", target_size: float | None = None, score_threshold: float = 0.5,
               nms_iou: float = 0.3, max_detections: int = 50, device: str | None = None,
-              pruned_score_threshold: float | None = None, ground_truth: str | None = None, features: ClassFeatureCache | None = None, progress: Progress = no_progress,
-              cancel: CancelToken | None = None, report: Report | None = None) -> VideoRun:
+              pruned_score_threshold: float | None = None, ground_truth: str | None = None,
+              features: ClassFeatureCache | None = None, runtimes: dict[str, str] | None = None,
+              progress: Progress = no_progress, cancel: CancelToken | None = None,
+              report: Report | None = None) -> VideoRun:
     """Run the original and the pruned model over the frames of `spec` from frame `start` (at most
     `max_frames`), reporting a `VideoInfo` first and then one `VideoFrame` per processed frame.
 
     Without a pruned model the original runs alone; without any model the frames are only decoded
     (a preview). Cancelled through `cancel` (pausing); source errors are core's `VideoError`. With
     `features`, class features computed by an earlier job for the same models and images are reused.
+    `runtimes` (side -> "backend:precision") picks what runs each side; PyTorch fp32 when absent.
     """
     cancel = cancel or CancelToken()
     report = report or (lambda _v: None)
+    runtimes = dict(runtimes or {})
     src = open_source(spec)
     try:
         info = VideoInfo.of(spec, src)
@@ -259,10 +269,15 @@ def video_job(spec: str, start: int, original: LoadedModel | None, pruned: Loade
             progress(done, total, message.split(" | ")[0])  # the stand-in's "0 ms" says nothing
 
         size = target_size or None
-        if features is not None:  # the same target size for both sides: the original's, as compare resolves it
+        on_runtime = any(runtimes.get(side, "torch:fp32") != "torch:fp32"
+                         for side in (("original", "pruned") if compared else ("original",)))
+        if features is not None or on_runtime:  # the same target size for both sides: the original's
             size = size or original.scale()
-            original = features.detector(original, device, size)
-            pruned = features.detector(pruned, device, size) if compared else None
+            cache = features or ClassFeatureCache()
+            original = cache.detector(original, device, size, runtime=runtimes.get("original", "torch:fp32"),
+                                      role="original", progress=progress, cancel=cancel)
+            pruned = cache.detector(pruned, device, size, runtime=runtimes.get("pruned", "torch:fp32"),
+                                    role="pruned", progress=progress, cancel=cancel) if compared else None
         res = compare(original, pruned if compared else _NoModel(), list(class_images), src,
                       target_size=size, score_threshold=score_threshold, nms_iou=nms_iou,
                       pruned_score_threshold=pruned_score_threshold, ground_truth=_ground_truth(ground_truth),
@@ -328,7 +343,8 @@ def export_job(spec: str, out: str | os.PathLike, original: LoadedModel, pruned:
                class_images: Sequence[ClassImage], class_names: Sequence[str], *, max_frames: int | None = None,
                target_size: float | None = None, score_threshold: float = 0.5, nms_iou: float = 0.3,
                max_detections: int = 50, device: str | None = None, pruned_score_threshold: float | None = None,
-               ground_truth: str | None = None, progress: Progress = no_progress, cancel: CancelToken | None = None) -> CompareResult:
+               ground_truth: str | None = None, runtimes: dict[str, str] | None = None,
+               progress: Progress = no_progress, cancel: CancelToken | None = None) -> CompareResult:
     """Write the side-by-side comparison video of every frame (offline mode; the first `max_frames` when
     given) to `out`, as `os2d-studio compare --out` does. The suffix may change to .avi when this OpenCV
     has no mp4 encoder (`result.out_video` is where it went). Never replaces an existing file."""
@@ -338,6 +354,18 @@ def export_job(spec: str, out: str | os.PathLike, original: LoadedModel, pruned:
     if not str(spec).startswith(CAMERA_PREFIX) and Path(spec).resolve() == out.resolve():
         raise InputError(out, "is the input video; choose another name")
     out.parent.mkdir(parents=True, exist_ok=True)
+    runtimes = dict(runtimes or {})
+    if any(rt != "torch:fp32" for rt in runtimes.values()):
+        from app.jobs import open_detector
+
+        size = target_size or original.scale()
+        sides = {}
+        for role, loaded in (("original", original), ("pruned", pruned)):
+            det = open_detector(loaded.model, device, target_size=size, runtime=runtimes.get(role, "torch:fp32"),
+                                role=role, progress=progress, cancel=cancel)
+            det.name = Path(loaded.path).name if loaded.path else ""
+            sides[role] = det
+        original, pruned, target_size = sides["original"], sides["pruned"], size
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.stem}.export-", dir=out.parent))
     try:
         res = compare_video(original, pruned, list(class_images), spec, out_video=tmp / out.name,

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (QCheckBox, QFormLayout, QGroupBox, QHBoxLayout, Q
 
 from app.controller import AppController
 from app.dialogs import PNG_FILTER, VIDEO_FILTER, VIDEO_OUT_FILTER
-from app.state import ClassImageSpec, Session
+from app.state import RUNTIME_LABELS, ClassImageSpec, Session
 from app.video_jobs import (ClassFeatureCache, VideoFrame, VideoInfo, VideoRun, export_job, probe_video,
                             save_snapshot, side_title, snapshot_image, video_job)
 from app.views.class_images import ClassImageList
@@ -247,6 +247,7 @@ class VideoView(QWidget):
             lambda on: session.set_detection_settings(video_uses_detection_classes=bool(on)))
         session.detectionSettingsChanged.connect(self._sharing_changed)
         settings_box.shown.connect(self._schedule_refresh)
+        settings_box.shown.connect(self._show_titles)
         self.runner.busyChanged.connect(self._runner_busy)
 
         if demo_video is not None:
@@ -439,7 +440,8 @@ class VideoView(QWidget):
         return dict(target_size=self.resolved_target_size(), score_threshold=ds.score_threshold,
                     ground_truth=str(self.demo_ground_truth) if self.showing_demo and self.demo_ground_truth else None,
                     pruned_score_threshold=ds.pruned_score_threshold, nms_iou=ds.nms_iou_threshold,
-                    max_detections=ds.max_shown)
+                    max_detections=ds.max_shown,
+                    runtimes={"original": ds.original_runtime, "pruned": ds.pruned_runtime})
 
     def _start(self, request: tuple, quiet: bool = False) -> bool:
         kind = request[0]
@@ -576,14 +578,22 @@ class VideoView(QWidget):
     # -- session -> widgets -------------------------------------------------------------------------------
     def _models_changed(self) -> None:
         s = self.session
-        self.panes["original"].title.setText(side_title("Original", s.model) if s.model else "Original (no model)")
-        self.panes["pruned"].title.setText(side_title("Pruned", s.pruned) if s.pruned else "Pruned (none)")
+        self._show_titles()
         if s.pruned is None and self.frame is not None:
             self.panes["pruned"].set_image(None)
         self.panes["pruned"].hint.setText(NO_PRUNED_HINT if s.pruned is None else "Press Play or Step.")
         self._show_source()
         self._update_enabled()
         self._schedule_refresh()
+
+    def _show_titles(self) -> None:
+        """Each pane names its model and the runtime it runs on ("Pruned: x.pt (2.1M params) · OpenVINO int8")."""
+        s = self.session
+        ds = s.detection_settings
+        for side, loaded, none in (("original", s.model, "Original (no model)"), ("pruned", s.pruned, "Pruned (none)")):
+            text = f"{side_title(side.capitalize(), loaded)} · {RUNTIME_LABELS[ds.runtime_field_value(side)]}" \
+                if loaded else none
+            self.panes[side].title.setText(text)
 
     def _sharing_changed(self) -> None:
         on = self.session.detection_settings.video_uses_detection_classes
