@@ -161,3 +161,37 @@ def detect_job(models: Mapping[str, LoadedModel], class_images: Sequence[np.ndar
         progress(step, total, f"{variant} model: {len(out[variant])} detections")
     return DetectionRun(out, tuple(class_names), float(nms_iou_threshold), sizes,
                         {v: runtimes.get(v, "torch:fp32") for v in out})
+
+
+CALIBRATION_IMAGES = 8  # int8 calibration: enough for NNCF's activation ranges on a one-shot detector
+
+
+def export_deploy_job(loaded: LoadedModel, out_dir: str | os.PathLike, *, progress: Progress = no_progress,
+                      cancel: CancelToken | None = None):
+    """Export `loaded` as ONNX graphs into `out_dir` (`os2d-studio export`); never over existing files."""
+    from core.deploy.export import export_model
+
+    return export_model(loaded.model, out_dir, source_path=loaded.path or None, progress=progress, cancel=cancel)
+
+
+def quantize_deploy_job(loaded: LoadedModel, dataset: str | None, out_dir: str | os.PathLike, *,
+                        num_images: int = CALIBRATION_IMAGES, progress: Progress = no_progress,
+                        cancel: CancelToken | None = None):
+    """Quantize `loaded`'s target branch to int8 on `num_images` calibration images of `dataset`
+    (`os2d-studio quantize`): into the cache, where the OpenVINO int8 runtime finds it, and `out_dir`."""
+    from core.data.grozi import open_dataset
+    from core.deploy.quantize import quantize
+    from core.importance.calibration import build_calibration
+
+    cancel = cancel or CancelToken()
+    if not dataset:
+        raise StepMissing("no dataset for calibration images: choose one in the Pruning tab")
+    progress(0, 1, f"calibration: opening {os.path.basename(str(dataset).rstrip('/'))}")
+    ds = open_dataset(dataset, "train")
+    cancel.raise_if_cancelled()
+
+    def calibrating(done: int, total: int, message: str = "") -> None:
+        progress(done, total, f"calibration images ({num_images}): {message}" if message else "calibration images")
+
+    calib = build_calibration(ds, int(num_images), float(loaded.scale(ds)), progress=calibrating, cancel=cancel)
+    return quantize(loaded.model, calib, out_dir, source_path=loaded.path or None, progress=progress, cancel=cancel)

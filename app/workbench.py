@@ -13,9 +13,10 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 
 from app.dialogs import MODEL_FILTER, Dialogs
+from app.jobs import CALIBRATION_IMAGES, export_deploy_job, quantize_deploy_job
 from app.folders import save_folder
 from app.pruning_jobs import (SENSITIVITY_RATIOS, FinetuneOutcome, PruneOutcome, SensitivityResult, evaluate_job,
                               finetune_job, importance_job, load_importance_job, prune_job, save_pruned_job,
@@ -47,6 +48,8 @@ def unique_path(path: Path) -> Path:
 
 class WorkbenchController(QObject):
     """Starts the workbench jobs; results go into the session, which the views follow."""
+
+    deployed = Signal(object)  # an ExportResult or QuantizeResult: where Export / Quantize wrote
 
     def __init__(self, session: Session, runner: JobRunner, dialogs: Dialogs, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -303,3 +306,44 @@ class WorkbenchController(QObject):
         return self.runner.start("Sensitivity analysis", sensitivity_job, s.model, s.model_info.units, s.importance,
                                  plan, self.dataset(), ratios=tuple(ratios), groups=groups, max_images=int(max_images),
                                  on_report=point, on_result=s.set_sensitivity) is not None
+
+    # -- deploy: export and quantize ------------------------------------------------------------------
+    def deploy_source(self):
+        """The model Export and Quantize work on: the pruned one, else the original; and its word."""
+        s = self.session
+        return (s.pruned, "pruned") if s.pruned is not None else (s.model, "original")
+
+    def deploy_folder(self, kind: str) -> Path:
+        """A new folder in the work folder for `kind` ("onnx", "int8"): `<model>-<kind>`, `-2`, ..."""
+        loaded, role = self.deploy_source()
+        stem = Path(loaded.path).stem if loaded is not None and loaded.path else role
+        return unique_path(self.work_dir() / f"{stem}-{kind}")
+
+    def _deploy_ready(self, action: str) -> bool:
+        if self.runner.busy:
+            self.dialogs.warning(f"Cannot {action}", f"Wait for '{self.runner.current_name}' to finish, or cancel it.")
+            return False
+        if self.session.model is None:
+            self.dialogs.warning(f"Cannot {action}", "Open a model first (Model panel).")
+            return False
+        return True
+
+    def export_deploy(self, folder: str | Path | None = None) -> bool:
+        """Export the pruned model (else the original) as ONNX graphs into a new folder of the work folder
+        (or `folder`, which must not hold an export already: nothing is overwritten)."""
+        if not self._deploy_ready("export"):
+            return False
+        loaded, role = self.deploy_source()
+        out = Path(folder) if folder is not None else self.deploy_folder("onnx")
+        return self.runner.start(f"Exporting the {role} model", export_deploy_job, loaded, str(out),
+                                 on_result=self.deployed.emit) is not None
+
+    def quantize_deploy(self, folder: str | Path | None = None, num_images: int = CALIBRATION_IMAGES) -> bool:
+        """Quantize the pruned model (else the original) to int8 on calibration images of the dataset; the
+        OpenVINO int8 runtime then finds it, and a copy goes to a new folder of the work folder."""
+        if not self._deploy_ready("quantize") or not self._ready("quantize", model=False, dataset=True):
+            return False
+        loaded, role = self.deploy_source()
+        out = Path(folder) if folder is not None else self.deploy_folder("int8")
+        return self.runner.start(f"Quantizing the {role} model", quantize_deploy_job, loaded, self.dataset(),
+                                 str(out), num_images=int(num_images), on_result=self.deployed.emit) is not None

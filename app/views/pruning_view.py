@@ -124,13 +124,27 @@ class PruningView(QWidget):
         sl.addRow("Ratios", self.sens_ratios)
         sl.addRow("Images", self.sens_images)
         sl.addRow(self.sensitivity_button)
+        # -- deploy
+        self.export_button = QPushButton("Export ONNX")
+        self.quantize_button = QPushButton("Quantize int8")
+        self.deploy_label = QLabel()
+        self.deploy_label.setWordWrap(True)
+        self.deploy_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        deploy_box = QGroupBox("Deploy")
+        dpl = QVBoxLayout(deploy_box)
+        row = QHBoxLayout()
+        row.addWidget(self.export_button)
+        row.addWidget(self.quantize_button)
+        dpl.addLayout(row)
+        dpl.addWidget(self.deploy_label)
+
         hint = QLabel("Results: Metrics tab.")
         hint.setStyleSheet("color: palette(mid);")
 
         actions = QWidget()
         al = QVBoxLayout(actions)
         al.setContentsMargins(0, 0, 0, 0)
-        for w in (prune_box, data_box, ft_box, ev_box, sens_box, hint):
+        for w in (prune_box, data_box, ft_box, ev_box, sens_box, deploy_box, hint):
             al.addWidget(w)
         al.addStretch(1)
         scroll = QScrollArea()
@@ -149,6 +163,9 @@ class PruningView(QWidget):
         self.finetune_button.clicked.connect(self.run_finetune)
         self.evaluate_button.clicked.connect(self.run_evaluate)
         self.sensitivity_button.clicked.connect(self.run_sensitivity)
+        self.export_button.clicked.connect(lambda: workbench.export_deploy())
+        self.quantize_button.clicked.connect(lambda: workbench.quantize_deploy())
+        workbench.deployed.connect(self._show_deployed)
         session.modelChanged.connect(self._update)
         session.prunedModelChanged.connect(self._update)
         session.planChanged.connect(self._update)
@@ -185,7 +202,19 @@ class PruningView(QWidget):
                     running or (no_model if not has_model else no_pruned), TIPS["finetune"])
         set_enabled(self.evaluate_button, s.model is not None and not busy, running or no_model, TIPS["evaluate"])
         set_enabled(self.sensitivity_button, has_model and not busy, running or no_model, TIPS["sensitivity"])
+        which = "pruned" if has_pruned else "original"
+        set_enabled(self.export_button, s.model is not None and not busy, running or no_model,
+                    f"Export the {which} model as ONNX graphs (target and class branches) into a new folder "
+                    "beside the project (NAME.work), else in Documents/os2d-studio/models; never over a file")
+        set_enabled(self.quantize_button, s.model is not None and not busy, running or no_model,
+                    f"Quantize the {which} model's target branch to int8 (NNCF) on 8 calibration images of the "
+                    "dataset; then choose OpenVINO int8 in the Detection or Video tab")
         self.pruned_label.setText(self._pruned_text())
+
+    def _show_deployed(self, result) -> None:
+        what = "int8 model" if hasattr(result, "xml") else "ONNX export"
+        self.deploy_label.setText(f"{what}: {result.folder}")
+        self.deploy_label.setToolTip(str(result.folder))
 
     def _pruned_text(self) -> str:
         s = self.session
