@@ -627,7 +627,8 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--target-size", type=float, default=0, help="S (default: the model's)")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--int8-parts", nargs="+", choices=["trunk", "transform_net", "transform_output", "correlation"],
-                   help="parts run in int8 (default: trunk transform_net); the rest of the head stays float")
+                   help="parts run in int8 (default: trunk transform_net correlation); the rest of the head "
+                        "stays float")
     q.add_argument("--out", help="a new folder for the int8 model (never overwrites; it is also kept in the "
                                  "cache, where --precision int8 finds it)")
     q.set_defaults(func=cmd_quantize)
