@@ -170,3 +170,29 @@ def test_export_writes_a_new_folder_and_never_overwrites(loaded, wait_idle, mess
     assert len(results) == 2
     assert "refusing to overwrite" in " ".join(message_boxes.texts())
     assert {p: p.stat().st_mtime_ns for p in first.iterdir()} == before
+
+
+def test_quantize_makes_int8_available_to_the_detection_tab(loaded, wait_idle, tiny_dataset, scene, message_boxes):
+    loaded.session.set_dataset(str(tiny_dataset))
+    box = loaded.detection_view.settings
+    int8 = box.runtime_combos["original"].model().item(RUNTIMES.index("openvino:int8"))
+    if "OpenVINO sees" in int8.toolTip() or "not installed" in int8.toolTip():
+        pytest.skip("no OpenVINO CPU device here")
+    assert not int8.isEnabled()
+    assert loaded.workbench.quantize_deploy(num_images=2)
+    wait_idle(loaded, 300_000)
+    assert message_boxes.texts() == []
+    assert (loaded.pruning_view.deploy_label.text()).startswith("int8 model: ")
+    box.refresh_runtimes()  # what opening the list does
+    assert int8.isEnabled() and int8.toolTip() == ""
+
+    target, boxes = scene
+    view = loaded.detection_view
+    view.set_target_file(str(target))
+    view.crop_class_image(*boxes[0])
+    loaded.session.set_detection_settings(original_runtime="openvino:int8")
+    assert view.run_detection()
+    wait_idle(loaded)
+    assert message_boxes.texts() == []
+    assert loaded.session.detections.runtimes == {"original": "openvino:int8"}
+    assert view.panes["original"].title.text() == "Original · OpenVINO int8"
