@@ -28,6 +28,7 @@ from core.deploy.artefacts import (CLASS_ONNX, EXPORT_JSON, QUANTIZE_JSON, TARGE
 from core.deploy.telemetry import disable_vendor_telemetry
 from core.importance.calibration import CalibrationSet
 from core.jobs import CancelToken, Progress, no_progress
+from core.model.checkpoint import file_sha256
 from core.model.os2d import OS2DModel
 
 # The parts of the target branch int8 may run, by the names the export gives their operations (name
@@ -180,6 +181,11 @@ def quantize(model: OS2DModel, calibration: CalibrationSet, out_dir: str | Path 
         staged = staging_dir(out)
         for name in QUANTIZE_FILES:
             shutil.copy2(cache / name, staged / name)
+        if source_path is not None:  # the cache entry may have been made from another file of the same model
+            info = dict(info, parent_file={"path": str(source_path),
+                                           "sha256": source_sha256 or file_sha256(source_path)})
+            write_sidecar(staged / QUANTIZE_JSON, "quantize", {k: v for k, v in info.items()
+                                                               if k not in ("format", "kind")})
         publish(staged, out)
         folder = out
     progress(1, 1, "int8 model ready")

@@ -251,6 +251,9 @@ def test_quantized_model_names_its_parent_and_calibration(small, tmp_path):
     assert np.array_equal(a.scores, b.scores)
     with pytest.raises(DeployError, match="refusing to overwrite"):
         quantize(model, calib, tmp_path / "int8")
+    # a second copy from the cache names the file it was asked for
+    again = quantize(model, calib, tmp_path / "again", source_path="other.pt", source_sha256="cd" * 32)
+    assert again.cached and json.loads(again.sidecar.read_text())["parent_file"]["path"] == "other.pt"
     token = CancelToken()
     token.cancel()
     from core.jobs import Cancelled
