@@ -13,7 +13,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QBoxLayout, QGraphicsRectItem, QLabel, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QBoxLayout, QGraphicsRectItem, QLabel, QSizePolicy, QStackedWidget, QVBoxLayout,
+                               QWidget)
 
 from core.visualize import class_color
 
@@ -65,6 +66,7 @@ class ImagePane(QWidget):
         super().__init__(parent)
         self.title = QLabel(title)
         self.title.setStyleSheet("font-weight: bold;")
+        self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
         self.hint = QLabel(empty_text)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.hint.setWordWrap(True)
