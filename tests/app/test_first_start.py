@@ -39,7 +39,7 @@ def test_first_start_to_a_fine_tuned_model_beside_the_original(window, qtbot, me
     assert set(s.detections.detections) == {"original", "pruned"}
     shown = w.detection_view.shown()
     assert len(shown["original"]) > 0 and len(shown["pruned"]) > 0
-    assert not w.detection_view.banner.isVisibleTo(w)  # the companion is fine-tuned: no warning
+    assert w.detection_view.banner.isHidden()  # the companion is fine-tuned: no warning
     assert s.detection_settings.pruned_score_threshold == pytest.approx(s.pruned.meta["score_threshold"], abs=1e-3)
 
     # the sample video at the frame's own size: both sides find the ground truth, the pruned one faster
@@ -60,7 +60,7 @@ def test_first_start_to_a_fine_tuned_model_beside_the_original(window, qtbot, me
     imp = compute(w, lambda _w: idle(), criteria=["combined"], images=2)
     assert imp is not None and imp.calibration.dataset and len(imp.calibration.image_ids) == 2
     prune(w, lambda _w: idle(), 0.5)
-    assert s.pruned.path == "" and w.detection_view.banner.isVisibleTo(w)  # "fine-tune before comparing"
+    assert s.pruned.path == "" and not w.detection_view.banner.isHidden()  # "fine-tune before comparing"
     w.workbench.checkpoint_every = 1
     assert w.workbench.finetune(2, eval_images=2)
     idle()
@@ -69,7 +69,7 @@ def test_first_start_to_a_fine_tuned_model_beside_the_original(window, qtbot, me
     if message_boxes and message_boxes[-1]["title"] == "Fine-tuning lowered mAP":
         assert Path(s.pruned.path) != out  # the better model stays; the fine-tuned one is kept on disk
     else:
-        assert Path(s.pruned.path) == out and not w.detection_view.banner.isVisibleTo(w)
+        assert Path(s.pruned.path) == out and w.detection_view.banner.isHidden()
     w.workbench.latency_repeats = 1
     assert w.workbench.evaluate(2)
     idle()
