@@ -182,8 +182,12 @@ class WorkbenchController(QObject):
     def suggested_pruned_name(self) -> str:
         s = self.session
         stem = Path(s.model.path).stem if s.model and s.model.path else "model"
-        ratio = s.pruned.meta.get("pruning", {}).get("plan", {}).get("ratio") if s.pruned else None
+        pruning = s.pruned.meta.get("pruning", {}) if s.pruned else {}
+        ratio = pruning.get("plan", {}).get("ratio")
+        criterion = pruning.get("criterion") or pruning.get("plan", {}).get("criterion")
         tag = f"-pruned{round(100 * ratio)}" if ratio else "-pruned"
+        if criterion:  # also keeps it apart from the shipped default-pruned50.pt
+            tag += f"-{criterion}"
         return f"{stem}{tag}.pt"
 
     def save_pruned(self, path: str | None = None) -> bool:
