@@ -115,8 +115,10 @@ def markdown(data: dict, args) -> str:
              f"threshold {r['score_threshold']:g} (original) / {r['pruned_score_threshold']:g} (pruned), each model's "
              "best-F1 threshold. Paired offline runs: both models on the same frames, order alternating per frame, "
              f"first frame as warm-up; {args.repeats} runs, the table shows the run with the median speedup "
-             f"(all runs: {', '.join(f'{s:.2f}x' for s in data['speedups'])}). Recall and mAP@0.5 against the "
-             "video's per-frame ground truth (IoU ≥ 0.5; boxes cut by the frame edge are difficult).", ""]
+             f"(all runs: {', '.join(f'{s:.2f}x' for s in data['speedups'])}). Against the video's per-frame ground "
+             "truth (IoU ≥ 0.5; boxes cut by the frame edge are difficult): recall of the boxes each side shows "
+             "(at its threshold), mAP@0.5 of each frame's top 50 boxes by score whatever their score (mAP ranks "
+             "boxes; a threshold only decides what is shown).", ""]
     if args.quick:
         lines += ["**Quick smoke run (few frames): numbers are not for quoting.**", ""]
     lines += ["| side | parameters | ms per frame (median) | FPS | recall | mAP@0.5 | boxes |",

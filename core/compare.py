@@ -131,7 +131,7 @@ class SideStats:
     fps: float  # 1 / mean latency: what this side alone sustains
     detections: int  # kept boxes over all processed frames
     recall: float | None = None  # against the video's ground truth (at this side's score threshold)
-    map: float | None = None  # mAP@0.5 of the kept boxes over the processed frames
+    map: float | None = None  # mAP@0.5 over the processed frames, of each frame's top boxes by score (any score)
 
     def to_json(self) -> dict:
         rnd = lambda v: None if v is None else round(v, 4)  # noqa: E731
@@ -307,9 +307,15 @@ def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, n
         total = min(total, max_frames) if total else max_frames
     kw = dict(target_size=size, nms_iou_threshold=nms_iou, max_detections=max_detections)
 
+    ranked: dict[int, Detections] = {}  # with ground truth: each side's boxes before its score threshold
+
     def run(det, bank, rgb) -> Detections:
         t = pruned_score_threshold if det is det_p else score_threshold
-        d = det.detect(rgb, bank, score_threshold=t, **kw)
+        if scoring is None:
+            return det.detect(rgb, bank, score_threshold=t, **kw).top(max_detections, t)
+        # mAP ranks boxes by score, so it is measured before the threshold that only decides what is shown
+        d = det.detect(rgb, bank, score_threshold=float("-inf"), **kw)
+        ranked[id(det)] = d.top(max_detections)
         return d.top(max_detections, t)
 
     lat_o: list[float] = []
@@ -372,7 +378,8 @@ def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, n
         m = match_detections(d_o, d_p)
         rec_o = rec_p = None
         if scoring is not None:
-            rec_o, rec_p = scoring.add(frame.index, (frame.rgb.shape[1], frame.rgb.shape[0]), d_o, d_p)
+            rec_o, rec_p = scoring.add(frame.index, (frame.rgb.shape[1], frame.rgb.shape[0]), (d_o, d_p),
+                                       (ranked[id(det_o)], ranked[id(det_p)]))
         lat_o.append(d_o.seconds)
         lat_p.append(d_p.seconds)
         recent_o.append(d_o.seconds)
@@ -422,15 +429,16 @@ class _Scoring:
         self.tp = [0, 0]
         self.npos = 0
 
-    def add(self, index: int, size: tuple[int, int], *sides: Detections) -> tuple[float | None, float | None]:
+    def add(self, index: int, size: tuple[int, int], shown: tuple[Detections, Detections],
+            ranked: tuple[Detections, Detections]) -> tuple[float | None, float | None]:
+        """Recall of the boxes each side shows (its threshold); mAP later from its ranked boxes."""
         boxes, labels, difficult = self.gt.for_frame(index, self.labels_of, size)
         g = ImageGroundTruth(boxes, labels, difficult)
         self.gts.append(g)
         recalls = []
-        for i, d in enumerate(sides):
-            det = ImageDetections(d.boxes, d.scores, d.labels)
-            self.dets[i].append(det)
-            tp, npos = true_positives(det, g)
+        for i, (d, r) in enumerate(zip(shown, ranked)):
+            self.dets[i].append(ImageDetections(r.boxes, r.scores, r.labels))
+            tp, npos = true_positives(ImageDetections(d.boxes, d.scores, d.labels), g)
             self.tp[i] += tp
             if i == 0:
                 self.npos += npos
