@@ -26,7 +26,7 @@ from app.jobs import DetectionRun, ModelLoad
 from app.pruning_jobs import Evaluation, SensitivityResult, importance_mismatch
 from core.data.images import load_image
 from core.errors import InputError, StepMissing
-from core.io import atomic_write_text, read_json
+from core.io import JSON_DIGEST_KEY, atomic_write_text, check_json_digest, read_json, with_json_digest
 from core.model.checkpoint import LoadedModel
 from core.prune.plan import PlanError, PruningPlan
 
@@ -187,7 +187,7 @@ class Project:
             classes = tuple(ClassImageSpec.from_json(c, base) for c in det.get("class_images", []))
         except (KeyError, TypeError, ValueError) as e:
             raise ProjectError(source, f"bad detection section: {e}") from None
-        known = {"format", "version", "model", "pruned_model", "detection"}
+        known = {"format", "version", "model", "pruned_model", "detection", JSON_DIGEST_KEY}
         return cls(_abs(data.get("model"), base), _abs(data.get("pruned_model"), base),
                    _abs(det.get("target"), base), classes, settings,
                    {k: v for k, v in data.items() if k not in known})
@@ -581,7 +581,7 @@ class Session(QObject):
             data["importance"] = {"file": _rel(str(json_path), base), **importance_token(self.importance)}
         if self.dataset_path and ":" not in self.dataset_path.split("/")[0]:
             data["dataset"] = _rel(self.dataset_path, base)
-        atomic_write_text(path, json.dumps(data, indent=1))
+        atomic_write_text(path, json.dumps(with_json_digest(data), indent=1))
         self._saved = snap
         self._set_project_path(path)
         self.mark_dirty()
@@ -590,6 +590,7 @@ class Session(QObject):
     def open_project(self, path: str | os.PathLike) -> Project:
         path = Path(path)
         data = read_json(path, ProjectError, "project file")
+        check_json_digest(data, path, ProjectError)
         project = self.from_json(data, path.parent.resolve(), str(path))
         self._saved = project  # models still loading count as saved: loading them makes the session clean
         self._set_project_path(path)

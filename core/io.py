@@ -150,3 +150,30 @@ def read_json(path: str | os.PathLike, error: Callable[[Path, str], Exception], 
                     else f"not a readable JSON file ({where})") from None
     except RecursionError:
         raise error(path, "not a readable JSON file (nested too deeply)") from None
+
+
+JSON_DIGEST_KEY = "content_sha256"
+
+
+def json_digest(data: dict) -> str:
+    """SHA-256 of a JSON object's content without its own digest field, in a canonical form (sorted keys,
+    no whitespace), so re-indenting or reordering the file does not change it but editing a value does."""
+    import hashlib
+
+    body = {k: v for k, v in data.items() if k != JSON_DIGEST_KEY}
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def with_json_digest(data: dict) -> dict:
+    """`data` plus the digest of its content: what our JSON files (projects, sidecars) are written as."""
+    body = {k: v for k, v in data.items() if k != JSON_DIGEST_KEY}
+    return {**body, JSON_DIGEST_KEY: json_digest(body)}
+
+
+def check_json_digest(data: Any, path: str | os.PathLike, error: Callable[[Path, str], Exception]) -> None:
+    """A file that records a digest must match it; files written before digests (none recorded) pass."""
+    if not isinstance(data, dict) or JSON_DIGEST_KEY not in data:
+        return
+    if data[JSON_DIGEST_KEY] != json_digest(json.loads(json.dumps(data, default=str))):
+        raise error(Path(path), "damaged: content does not match its checksum")

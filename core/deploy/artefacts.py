@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from core.errors import InputError
-from core.io import _umask, atomic_write_text, looks_like, read_head
+from core.io import _umask, atomic_write_text, check_json_digest, looks_like, read_head, with_json_digest
 
 CACHE_ENV = "OS2D_STUDIO_CACHE"
 SIDECAR_FORMAT = "os2d-studio-deploy"
@@ -59,8 +59,8 @@ def model_cache_dir(digest: str) -> Path:
 
 # -- sidecars --------------------------------------------------------------------------------------
 def write_sidecar(path: Path, kind: str, data: Mapping[str, Any]) -> None:
-    body = {"format": SIDECAR_FORMAT, "kind": kind, **data}
-    atomic_write_text(path, json.dumps(body, indent=1, sort_keys=False, default=str) + "\n")
+    body = json.loads(json.dumps({"format": SIDECAR_FORMAT, "kind": kind, **data}, default=str))
+    atomic_write_text(path, json.dumps(with_json_digest(body), indent=1, sort_keys=False) + "\n")
 
 
 def read_sidecar(path: str | os.PathLike, kind: str) -> dict:
@@ -76,6 +76,7 @@ def read_sidecar(path: str | os.PathLike, kind: str) -> dict:
         raise DeployError(path, "not a sidecar written by os2d-studio export or quantize")
     if data.get("kind") != kind:
         raise DeployError(path, f"a sidecar of kind '{data.get('kind')}', expected '{kind}'")
+    check_json_digest(data, path, DeployError)
     return data
 
 

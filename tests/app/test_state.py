@@ -150,3 +150,24 @@ def test_recent_files_newest_first_missing_ones_kept(tmp_path):
     assert RecentFiles.missing(str(files[4])) and not RecentFiles.missing(str(files[3]))
     again = RecentFiles(QSettings(str(tmp_path / "r.ini"), QSettings.Format.IniFormat), "recent/models")
     assert again.paths() == recent.paths()  # persisted
+
+
+def test_a_saved_project_records_a_checksum_that_opening_verifies(session, tmp_path):
+    import json
+
+    path = tmp_path / "p.os2d.json"
+    session.set_dataset(str(tmp_path))
+    session.save_project(path)
+    data = json.loads(path.read_text())
+    assert len(data["content_sha256"]) == 64
+    session.open_project(path)  # verified: opens
+    path.write_text(json.dumps(data, indent=4))  # re-indented: same content, still opens
+    session.open_project(path)
+    data["detection"]["score_threshold"] = 0.1  # a value changed behind the app's back
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProjectError) as e:
+        session.open_project(path)
+    assert str(e.value) == f"{path}: damaged: content does not match its checksum"
+    del data["content_sha256"]  # a project written before checksums opens as before
+    path.write_text(json.dumps(data))
+    session.open_project(path)

@@ -339,3 +339,19 @@ def test_availability_lists_every_choice_with_a_reason(small):
     assert "fp32 only" in table[("torch", "int8")] and "fp32 only" in table[("onnxruntime", "bf16")]
     assert (table[("openvino", "bf16")] == "") == supports_bf16()
     assert all("\n" not in why for why in table.values())
+
+
+def test_a_sidecar_records_a_checksum_that_reading_verifies(tmp_path):
+    import json
+
+    from core.deploy.artefacts import read_sidecar, write_sidecar
+
+    path = tmp_path / "export.json"
+    write_sidecar(path, "export", {"opset": 17, "parent": {"sha256": "ab" * 32}})
+    assert read_sidecar(path, "export")["opset"] == 17
+    data = json.loads(path.read_text())
+    assert len(data["content_sha256"]) == 64
+    data["opset"] = 18
+    path.write_text(json.dumps(data))
+    with pytest.raises(DeployError, match=r"export.json: damaged: content does not match its checksum"):
+        read_sidecar(path, "export")
