@@ -98,9 +98,11 @@ class DetectionSettingsBox(QGroupBox):
             combo.aboutToShow.connect(self.refresh_runtimes)
         session.detectionSettingsChanged.connect(self.show_settings)
         session.prunedModelChanged.connect(self._update_enabled)
-        session.modelChanged.connect(self.refresh_runtimes)
-        session.prunedModelChanged.connect(self.refresh_runtimes)
-        self.refresh_runtimes()
+        # a model change must not hash the model's weights on the GUI thread (tens of ms per MB): int8
+        # stays off until the list opens, which looks for a quantized model
+        session.modelChanged.connect(lambda: self.refresh_runtimes(look_for_int8=False))
+        session.prunedModelChanged.connect(lambda: self.refresh_runtimes(look_for_int8=False))
+        self.refresh_runtimes(look_for_int8=False)
         self.show_settings()
         self._update_enabled()
 
@@ -110,8 +112,9 @@ class DetectionSettingsBox(QGroupBox):
         self.pruned_score_slider.setToolTip(self._pruned_tip if has else
                                             "No pruned model: prune one (Pruning tab) or File → Open pruned model…")
 
-    def availability(self, role: str) -> dict[str, str]:
-        """"backend:precision" -> "" when `role`'s side can run it here, else why not."""
+    def availability(self, role: str, look_for_int8: bool = True) -> dict[str, str]:
+        """"backend:precision" -> "" when `role`'s side can run it here, else why not. Without
+        `look_for_int8` only a quantized model found before counts (no hashing of weights)."""
         if self._base_availability is None:
             try:
                 from core.deploy.runtime import availability
@@ -123,14 +126,16 @@ class DetectionSettingsBox(QGroupBox):
                                                                   "not installed with this app") for rt in RUNTIMES}
         out = {f"{b}:{p}": why for (b, p), why in self._base_availability.items() if f"{b}:{p}" in RUNTIMES}
         loaded = self.session.pruned if role == "pruned" else self.session.model
-        if not out.get("openvino:int8") and loaded is not None and not self._has_int8(loaded.model):
+        if not out.get("openvino:int8") and loaded is not None and not self._has_int8(loaded.model, look_for_int8):
             out["openvino:int8"] = NO_INT8
         return out
 
-    def _has_int8(self, model) -> bool:
+    def _has_int8(self, model, look: bool = True) -> bool:
         entry = self._int8.get(id(model))
         if entry is not None and entry[0]() is model and entry[1]:
             return True  # a quantized IR, once made, stays in the cache; a missing one is looked for again
+        if not look:
+            return False
         from core.deploy.artefacts import model_digest
         from core.deploy.runtime import find_quantized
 
@@ -138,10 +143,10 @@ class DetectionSettingsBox(QGroupBox):
         self._int8[id(model)] = (weakref.ref(model), found)
         return found
 
-    def refresh_runtimes(self) -> None:
+    def refresh_runtimes(self, look_for_int8: bool = True) -> None:
         """Enable the runtimes each side can run now; the others say why not."""
         for role, combo in self.runtime_combos.items():
-            avail = self.availability(role)
+            avail = self.availability(role, look_for_int8)
             items = combo.model()
             for i in range(combo.count()):
                 why = avail.get(combo.itemData(i), "")
