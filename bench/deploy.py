@@ -1,0 +1,129 @@
+"""Deployment benchmark: the original and its shipped pruned companion on every runtime, on the demo video.
+
+Each runtime (PyTorch fp32, ONNX Runtime fp32, OpenVINO fp32, OpenVINO int8) runs both models through
+`core.compare` on the same frames of `resources/samples/demo.mp4` at the frame's own size, with the
+demo's class images; each side is scored against the video's per-frame ground truth (mAP@0.5 of its
+ranked boxes). int8 models are quantized first (NNCF, on calibration images of the bundled benchmark's
+train split, as importance picks them). Speedups are against the original on PyTorch fp32.
+
+    python -m bench.deploy                        # writes its section of bench/RESULTS.md
+    python -m bench.deploy --quick --out /tmp/r.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from bench.sections import command_line, markers, write_section
+from core.compare import compare
+from core.data.grozi import open_dataset
+from core.data.video import open_source
+from core.data.video_gt import load_video_ground_truth
+from core.deploy.quantize import quantize
+from core.deploy.runtime import availability
+from core.detect import Detector
+from core.importance.calibration import build_calibration
+from core.model.checkpoint import load_model
+from core.resources import benchmark_dir, companion_model_path, default_model_path, samples_dir
+
+START, END = markers("deploy")
+RUNTIMES = (("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8"))
+TARGET = 8.0  # the pruned model in int8 against the original in PyTorch fp32, per frame
+
+
+def run(args) -> dict:
+    m = json.loads((samples_dir() / "samples.json").read_text(encoding="utf-8"))
+    models = {"original": load_model(args.model), "pruned": load_model(args.pruned)}
+    classes = [str(samples_dir() / c) for c in m["demo_class_images"]]
+    gt = load_video_ground_truth(samples_dir() / m["demo_ground_truth"])
+    video = str(samples_dir() / m["demo_video"])
+    with open_source(video) as src:
+        size = (src.size[0] * src.size[1]) ** 0.5
+    avail = availability()
+    calib = None
+    rows = []
+    for backend, precision in RUNTIMES:
+        why = avail.get((backend, precision), "")
+        if why and precision != "int8":
+            rows.append({"runtime": f"{backend} {precision}", "skipped": why})
+            continue
+        if precision == "int8":
+            if calib is None:
+                calib = build_calibration(open_dataset(str(benchmark_dir()), "train"), args.calib_images, size)
+            for loaded in models.values():
+                quantize(loaded.model, calib)
+        dets = {role: Detector(loaded.model, "cpu", target_size=size, backend=backend, precision=precision)
+                for role, loaded in models.items()}
+        res = compare(dets["original"], dets["pruned"], classes, video, target_size=size,
+                      score_threshold=float(m.get("min_score", 0.5)),
+                      pruned_score_threshold=float(models["pruned"].meta.get("score_threshold", 0.5)),
+                      ground_truth=gt, class_names=[Path(c).stem for c in classes], max_frames=args.frames)
+        print(f"{backend} {precision}: original {res.original.mean_ms:.0f} ms, pruned {res.pruned.mean_ms:.0f} ms",
+              file=sys.stderr)
+        rows.append({"runtime": f"{backend} {precision}", "result": res.to_json(),
+                     "describe": {r: d.describe() for r, d in dets.items()}})
+    return {"rows": rows, "size": size, "frames": args.frames, "classes": [Path(c).name for c in classes]}
+
+
+def markdown(data: dict, args) -> str:
+    ran = [r for r in data["rows"] if "result" in r]
+    base = ran[0]["result"]["original"]["mean_latency_ms"] if ran else 0.0
+    lines = [START, "## Deployment runtimes on the demo video (`bench/deploy.py`)", "",
+             f"Run {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()} (2 CPU cores), "
+             f"torch {torch.__version__}, {torch.get_num_threads()} threads. The default model and its shipped 50 % "
+             f"pruned, fine-tuned companion, paired on the first {data['frames']} frames of the demo video at the "
+             f"frame's own size {data['size']:.0f}, {len(data['classes'])} class images; ms = mean detection latency per "
+             "frame (preprocessing, network, decoding, NMS); mAP@0.5 of each side's ranked boxes against the "
+             "video's ground truth; speedup against the original on PyTorch fp32. int8: NNCF post-training "
+             f"quantization on {args.calib_images} calibration images of the bundled benchmark, the head's "
+             "coordinate arithmetic kept float.", ""]
+    if args.quick:
+        lines += ["**Quick smoke run (few frames): numbers are not for quoting.**", ""]
+    lines += ["| runtime | original ms | pruned ms | original speedup | pruned speedup | original mAP | pruned mAP |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in data["rows"]:
+        if "skipped" in row:
+            lines.append(f"| {row['runtime']} | — | — | — | — | — | — |  ({row['skipped']})")
+            continue
+        o, p = row["result"]["original"], row["result"]["pruned"]
+        lines.append(f"| {row['runtime']} | {o['mean_latency_ms']:.1f} | {p['mean_latency_ms']:.1f} | "
+                     f"{base / o['mean_latency_ms']:.2f}x | {base / p['mean_latency_ms']:.2f}x | "
+                     f"{o['mAP@0.5']:.3f} | {p['mAP@0.5']:.3f} |")
+    int8 = next((r for r in ran if r["runtime"] == "openvino int8"), None)
+    if int8 is not None:
+        sp = base / int8["result"]["pruned"]["mean_latency_ms"]
+        lines += ["", f"Target: the pruned model in OpenVINO int8 ≥ {TARGET:g}x faster per frame than the original in "
+                  f"PyTorch fp32: {sp:.2f}x ({'meets' if sp >= TARGET else 'misses'})."]
+    lines += ["", f"Command: `{args.command}`", END]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default=str(default_model_path()))
+    ap.add_argument("--pruned", default=str(companion_model_path()))
+    ap.add_argument("--frames", type=int, default=48)
+    ap.add_argument("--calib-images", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--quick", action="store_true", help="6 frames: checks the run, not for quoting")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
+    args = ap.parse_args(argv)
+    args.command = command_line("deploy", argv)
+    if args.quick:
+        args.frames = min(args.frames, 6)
+    torch.set_num_threads(args.threads)
+    section = markdown(run(args), args)
+    write_section(args.out, "deploy", section)
+    print(section)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
