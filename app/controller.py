@@ -107,13 +107,13 @@ class AppController(QObject):
     def load_sample_detection(self) -> None:
         """The sample shelf and its classes as the Detection tab's inputs (when none are chosen), shown at
         the score threshold the sample manifest gives the default model."""
-        import json
-
-        from core.resources import samples_dir
+        from core.resources import sample_manifest, samples_dir
 
         s = self.session
+        m = sample_manifest()
+        if m is None:  # samples not installed: start empty
+            return
         try:
-            m = json.loads((samples_dir() / "samples.json").read_text(encoding="utf-8"))
             if s.target_image is None:
                 s.set_target(str(samples_dir() / m["shelf_image"]))
             if not s.class_images:

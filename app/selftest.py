@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 
 from app.main import wait_until_idle
+from core.resources import sample_manifest
 
 
 class SelfTestError(RuntimeError):
@@ -97,16 +98,6 @@ VIDEO_FRAMES = 4  # frames of the sample video compared side by side
 VIDEO_TARGET_SIZE = 384.0  # small, to keep the self-test quick on a CPU
 
 
-def _sample_manifest() -> dict | None:
-    """The bundled samples' manifest (resources/samples/samples.json), or None when not installed."""
-    import json
-
-    from core.resources import samples_dir
-
-    manifest = samples_dir() / "samples.json"
-    return json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else None
-
-
 def _calibration_dataset(workdir: Path) -> tuple[Path, str]:
     """A dataset in the app's OS2D CSV format (`dataset.json`, split `train`) with three calibration
     images: the sample shelf and its left and right 60 %, each with the manifest's boxes that lie inside
@@ -119,7 +110,7 @@ def _calibration_dataset(workdir: Path) -> tuple[Path, str]:
     root = workdir / "calibration"
     (root / "images").mkdir(parents=True)
     (root / "classes").mkdir()
-    m = _sample_manifest()
+    m = sample_manifest()
     if m is not None:
         scene = load_image(samples_dir() / m["shelf_image"])
         names = sorted({g["class_image"] for g in m["ground_truth"]})
@@ -186,7 +177,7 @@ def _step_detect(ctx: SelfTestContext) -> str:
     from core.resources import samples_dir
 
     view = ctx.window.detection_view
-    m = _sample_manifest()
+    m = sample_manifest()
     if m is not None:
         view.set_target_file(str(samples_dir() / m["shelf_image"]))
         view.add_class_image_files([str(samples_dir() / c) for c in m["class_images"]])
@@ -272,7 +263,7 @@ def _video_sample(workdir: Path) -> tuple[str, list[str], float]:
     from core.resources import samples_dir
     from core.visualize import save_rgb
 
-    m = _sample_manifest()
+    m = sample_manifest()
     if m is not None and m.get("demo_video"):
         classes = m.get("demo_class_images") or m["class_images"]
         return (str(samples_dir() / m["demo_video"]), [str(samples_dir() / c) for c in classes],

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import platform
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ from pathlib import Path
 import torch
 
 from bench.sections import command_line, markers, write_section
+from bench.video import manifest
 from core.compare import compare
 from core.data.grozi import open_dataset
 from core.data.video import open_source
@@ -39,7 +39,7 @@ TARGET = 8.0  # the pruned model in int8 against the original in PyTorch fp32, p
 
 
 def run(args) -> dict:
-    m = json.loads((samples_dir() / "samples.json").read_text(encoding="utf-8"))
+    m = manifest()
     models = {"original": load_model(args.model), "pruned": load_model(args.pruned)}
     classes = [str(samples_dir() / c) for c in m["demo_class_images"]]
     gt = load_video_ground_truth(samples_dir() / m["demo_ground_truth"])
@@ -50,8 +50,8 @@ def run(args) -> dict:
     calib = None
     rows = []
     for backend, precision in RUNTIMES:
-        why = avail.get((backend, precision), "")
-        if why and precision != "int8":
+        why = avail.get((backend, precision), "")  # without a model, int8 needs no quantized model yet
+        if why:
             rows.append({"runtime": f"{backend} {precision}", "skipped": why})
             continue
         if precision == "int8":

@@ -35,7 +35,7 @@ from core.data.video import open_source
 from core.data.video_gt import load_video_ground_truth
 from core.detect import Detector
 from core.model.checkpoint import load_model
-from core.resources import companion_model_path, default_model_path, samples_dir
+from core.resources import companion_model_path, default_model_path, sample_manifest, samples_dir
 
 START, END = markers("video")
 MAP_TOLERANCE = 0.03  # target: the pruned side's video mAP within this of the original's
@@ -44,7 +44,10 @@ NATIVE_TARGET = 4.0  # target: native scale this much faster per frame than the 
 
 
 def manifest() -> dict:
-    return json.loads((samples_dir() / "samples.json").read_text(encoding="utf-8"))
+    m = sample_manifest()
+    if m is None:
+        raise SystemExit(f"{samples_dir() / 'samples.json'}: the sample media are missing or unreadable")
+    return m
 
 
 def threshold(loaded, fallback: float) -> float:

@@ -175,5 +175,5 @@ def check_json_digest(data: Any, path: str | os.PathLike, error: Callable[[Path,
     """A file that records a digest must match it; files written before digests (none recorded) pass."""
     if not isinstance(data, dict) or JSON_DIGEST_KEY not in data:
         return
-    if data[JSON_DIGEST_KEY] != json_digest(json.loads(json.dumps(data, default=str))):
+    if data[JSON_DIGEST_KEY] != json_digest(data):  # parsed JSON: already plain types
         raise error(Path(path), "damaged: content does not match its checksum")

@@ -36,6 +36,18 @@ def samples_dir() -> Path:
     return resources_dir() / "samples"
 
 
+def sample_manifest() -> dict | None:
+    """`samples/samples.json` (which files are the sample shelf, its classes, the demo video and its
+    ground truth), or None when the samples are not installed or the manifest is unreadable."""
+    import json
+
+    try:
+        data = json.loads((samples_dir() / "samples.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def benchmark_dir() -> Path:
     """The small benchmark bundled with the app (OS2D CSV format): a train split for calibration and
     fine-tuning, a val split of classes the default model never trained on (scripts/make_benchmark.py)."""

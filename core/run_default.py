@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
 
-from core.resources import require_default_model, samples_dir
+from core.resources import require_default_model, sample_manifest, samples_dir
 
 
 def headless_demo(out_dir: str | os.PathLike = "out") -> Path:
@@ -20,7 +19,9 @@ def headless_demo(out_dir: str | os.PathLike = "out") -> Path:
     from core.visualize import draw_detections, save_rgb
 
     samples = samples_dir()
-    manifest = json.loads((samples / "samples.json").read_text())
+    manifest = sample_manifest()
+    if manifest is None:
+        raise FileNotFoundError(f"{samples / 'samples.json'}: the bundled sample media are missing or unreadable")
     loaded = load_model(require_default_model())
     det = Detector(loaded.model, target_size=loaded.eval_scale)
     classes = [samples / c for c in manifest["class_images"]]

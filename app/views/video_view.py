@@ -16,7 +16,6 @@ alone and the right pane says how to get one.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
@@ -37,7 +36,7 @@ from app.views.pruned_banner import PrunedBanner
 from core.compare import ONLY_COLOR
 from core.data.video import CAMERA_PREFIX
 from app.folders import save_folder
-from core.resources import resources_dir, samples_dir
+from core.resources import resources_dir, sample_manifest, samples_dir
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +54,8 @@ def fps_text(fps: float) -> str:
 def demo_media() -> tuple[Path | None, list[ClassImageSpec], Path | None]:
     """The sample demo video, its class images and its per-frame ground truth (samples.json), when the
     samples are installed."""
-    manifest = samples_dir() / "samples.json"
-    try:
-        m = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    m = sample_manifest()
+    if m is None:
         return None, [], None
     video = samples_dir() / m["demo_video"] if m.get("demo_video") else None
     specs = [ClassImageSpec(Path(c).stem, str((samples_dir() / c).resolve())) for c in m.get("demo_class_images", [])
