@@ -355,7 +355,9 @@ def _finetune_config(args, **fields):
                           batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
                                             crop_size=args.crop_size),
                           eval_images=args.eval_images, evaluate_before_after=not args.no_eval, seed=args.seed,
-                          checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads, **fields)
+                          checkpoint_every=args.checkpoint_every, device=args.device, threads=args.threads,
+                          extra_train=tuple(args.extra_train), select_every=args.select_every,
+                          select_images=args.select_images, **fields)
 
 
 def cmd_finetune(args) -> int:
@@ -452,6 +454,11 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop-size", type=_positive_int, default=384)
     p.add_argument("--eval-images", type=_non_negative_int, default=0)
     p.add_argument("--no-eval", action="store_true", help="skip the before/after evaluation")
+    p.add_argument("--extra-train", nargs="+", default=[], metavar="DATASET",
+                   help="more datasets (all their splits) to fine-tune on; more classes, less forgetting")
+    p.add_argument("--select-every", type=_non_negative_int, default=0, metavar="N",
+                   help="score every N iterations on --select-images val images and keep the best (0: the last)")
+    p.add_argument("--select-images", type=_positive_int, default=30)
     p.add_argument("--checkpoint-every", type=_positive_int, default=25,
                    help="iterations between resumable checkpoints (OUT.run/last.pt); rerun the command to resume")
     p.add_argument("--seed", type=int, default=0)
