@@ -28,13 +28,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from core.compare import CompareResult, FrameResult, compare, compare_video, render_pane, render_side_by_side
+from core.compare import CompareResult, FrameResult, compare, compare_video
 from core.data.video import CAMERA_PREFIX, FrameSource, VideoError, open_source
 from core.detect import ClassBank, Detections, Detector
 from core.errors import InputError
 from core.io import give_new_file_mode
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import LoadedModel
+from core.visualize import render_pane, render_side_by_side
 
 Report = Callable[[Any], None]
 ClassImage = np.ndarray | str | os.PathLike

@@ -13,6 +13,8 @@ Modes: "offline" processes every frame (FPS = 1 / mean latency of that side). "l
 time feed: after processing a frame, every frame superseded by a newer one whose timestamp has already
 passed is skipped (and recorded), and a frame not yet "arrived" is waited for; a camera is real time
 by itself, so nothing is skipped by us there (the driver drops frames).
+
+Which boxes agree is `core.eval.matching`; the panes are drawn by `core.visualize`.
 """
 
 from __future__ import annotations
@@ -26,66 +28,20 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
-import cv2
 import numpy as np
 
 from core.data.video import Frame, FrameSource, VideoError, VideoWriter, open_source
 from core.data.video_gt import VideoGroundTruth, labels_for
 from core.detect import DEFAULT_TARGET_SIZE, ClassBank, Detections, Detector
 from core.eval.map import ImageDetections, ImageGroundTruth, evaluate_map, true_positives
+from core.eval.matching import MATCH_IOU, match_detections
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import LoadedModel
 from core.model.os2d import OS2DModel
-from core.visualize import draw_detections, put_label
+from core.visualize import render_side_by_side
 
-MATCH_IOU = 0.5
 MODES = ("offline", "live")
 FPS_WINDOW = 10  # frames in the running FPS shown on the overlay
-
-
-# -- matching --------------------------------------------------------------------------------------
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of xyxy boxes [N, 4] x [M, 4] → [N, M]."""
-    a = np.asarray(a, np.float64).reshape(-1, 4)
-    b = np.asarray(b, np.float64).reshape(-1, 4)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0, None).prod(-1)
-    area_a = np.clip(a[:, 2:] - a[:, :2], 0, None).prod(-1)
-    area_b = np.clip(b[:, 2:] - b[:, :2], 0, None).prod(-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
-
-
-@dataclass(frozen=True, eq=False)
-class Match:
-    """Which boxes of `a` and `b` have a same-class partner with IoU ≥ the threshold."""
-
-    only_a: np.ndarray  # bool [len(a)]
-    only_b: np.ndarray  # bool [len(b)]
-    pairs: tuple[tuple[int, int, float], ...]  # (index in a, index in b, IoU)
-
-    @property
-    def mean_iou(self) -> float | None:
-        return float(np.mean([p[2] for p in self.pairs])) if self.pairs else None
-
-
-def match_detections(a: Detections, b: Detections, iou_threshold: float = MATCH_IOU) -> Match:
-    """Greedy matching, highest score of `a` first (as mAP matching does): each box takes the unmatched
-    box of `b` of the same class with the highest IoU, if that IoU ≥ `iou_threshold`."""
-    only_a = np.ones(len(a), bool)
-    only_b = np.ones(len(b), bool)
-    pairs = []
-    if len(a) and len(b):
-        iou = box_iou(a.boxes, b.boxes)
-        iou[np.asarray(a.labels)[:, None] != np.asarray(b.labels)[None, :]] = -1.0
-        for i in np.argsort(-np.asarray(a.scores), kind="stable"):
-            cand = np.where(only_b, iou[i], -1.0)
-            j = int(np.argmax(cand))
-            if cand[j] >= iou_threshold:
-                only_a[i] = only_b[j] = False
-                pairs.append((int(i), j, float(cand[j])))
-    return Match(only_a, only_b, tuple(pairs))
 
 
 # -- results ---------------------------------------------------------------------------------------
@@ -224,13 +180,6 @@ def _parameters(det) -> int:
     return int(model.num_parameters()) if hasattr(model, "num_parameters") else 0
 
 
-def _stats(name: str, det, seconds: list[float], boxes: int) -> SideStats:
-    ms = sorted(s * 1e3 for s in seconds) or [0.0]
-    mean = statistics.fmean(ms)
-    return SideStats(name, _parameters(det), mean, statistics.median(ms), ms[min(len(ms) - 1, int(0.9 * len(ms)))],
-                     1e3 / mean if mean > 0 else 0.0, boxes)
-
-
 def resolve_target_size(original: ModelLike, target_size: float | None) -> float:
     """The explicit size, else the original model's own scale (`LoadedModel.scale`), else a ready
     detector's, else OS2D's default."""
@@ -286,51 +235,98 @@ def compare(
     try:
         bank_o = det_o.prepare_classes(class_images, names=class_names)
         bank_p = det_p.prepare_classes(class_images, names=class_names)
-        names = tuple(bank_o.names)
-        return _run(det_o, det_p, bank_o, bank_p, src, names, (name_o or "original", name_p or "pruned"),
-                    size=size, score_threshold=score_threshold, nms_iou=nms_iou, max_detections=max_detections,
-                    mode=mode, max_frames=max_frames, progress=progress, cancel=cancel, on_frame=on_frame,
-                    on_skip=on_skip,
-                    pruned_score_threshold=score_threshold if pruned_score_threshold is None
-                    else pruned_score_threshold, ground_truth=ground_truth)
+        if pruned_score_threshold is None:
+            pruned_score_threshold = score_threshold
+        sides = (_Side(name_o or "original", det_o, bank_o, score_threshold),
+                 _Side(name_p or "pruned", det_p, bank_p, pruned_score_threshold))
+        return _run(sides, src, tuple(bank_o.names), size=size, score_threshold=score_threshold, nms_iou=nms_iou,
+                    max_detections=max_detections, mode=mode, max_frames=max_frames, progress=progress,
+                    cancel=cancel, on_frame=on_frame, on_skip=on_skip, ground_truth=ground_truth)
     finally:
         if own_source:
             src.close()
 
 
-def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, names, side_names, *, size,
-         score_threshold, nms_iou, max_detections, mode, max_frames, progress, cancel, on_frame, on_skip,
-         pruned_score_threshold, ground_truth=None) -> CompareResult:
+@dataclass(eq=False)
+class _Side:
+    """One detector's running totals over the frames: latencies, boxes and, against ground truth, its
+    ranked detections for mAP and its true positives for recall."""
+
+    name: str
+    detector: object
+    bank: ClassBank
+    score_threshold: float
+    seconds: list[float] = field(default_factory=list)
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=FPS_WINDOW))
+    boxes: int = 0
+    unmatched: int = 0  # boxes the other side has no partner for
+    ranked: list[ImageDetections] = field(default_factory=list)
+    true_positives: int = 0
+    positives: int = 0
+
+    def detect(self, rgb: np.ndarray, scored: bool, max_detections: int, **kw) -> tuple[Detections, Detections]:
+        """(shown, ranked): the boxes at this side's threshold, and with `scored` its boxes before the
+        threshold (mAP ranks by score; the threshold only decides what is shown), else the shown ones."""
+        t = self.score_threshold
+        if not scored:
+            shown = self.detector.detect(rgb, self.bank, score_threshold=t, max_detections=max_detections,
+                                         **kw).top(max_detections, t)
+            return shown, shown
+        d = self.detector.detect(rgb, self.bank, score_threshold=float("-inf"), max_detections=max_detections, **kw)
+        return d.top(max_detections, t), d.top(max_detections)
+
+    def score(self, shown: Detections, ranked: Detections, truth: ImageGroundTruth) -> float | None:
+        """The running recall of the shown boxes; the ranked ones are kept for mAP."""
+        self.ranked.append(ImageDetections(ranked.boxes, ranked.scores, ranked.labels))
+        tp, npos = true_positives(ImageDetections(shown.boxes, shown.scores, shown.labels), truth)
+        self.true_positives += tp
+        self.positives += npos
+        return self.recall
+
+    @property
+    def recall(self) -> float | None:
+        return self.true_positives / self.positives if self.positives else None
+
+    def add(self, shown: Detections, only_here: np.ndarray, recall: float | None) -> SideResult:
+        self.seconds.append(shown.seconds)
+        self.recent.append(shown.seconds)
+        self.boxes += len(shown)
+        self.unmatched += int(only_here.sum())
+        window = sum(self.recent)
+        return SideResult(shown, only_here, shown.seconds, len(self.recent) / window if window > 0 else 0.0, recall)
+
+    def stats(self, truths: Sequence[ImageGroundTruth] | None) -> SideStats:
+        ms = sorted(s * 1e3 for s in self.seconds) or [0.0]
+        mean = statistics.fmean(ms)
+        stats = SideStats(self.name, _parameters(self.detector), mean, statistics.median(ms),
+                          ms[min(len(ms) - 1, int(0.9 * len(ms)))], 1e3 / mean if mean > 0 else 0.0, self.boxes)
+        if truths is None:
+            return stats
+        result = evaluate_map(self.ranked, truths)
+        mean_ap = None if result.map != result.map else float(result.map)  # NaN: no ground truth seen
+        return replace(stats, recall=self.recall, map=mean_ap)
+
+
+def _run(sides: tuple[_Side, _Side], src: FrameSource, names: tuple[str, ...], *, size, score_threshold, nms_iou,
+         max_detections, mode, max_frames, progress, cancel, on_frame, on_skip,
+         ground_truth: VideoGroundTruth | None = None) -> CompareResult:
     live = mode == "live"
     total = src.frame_count - src.position if src.frame_count is not None else 0
     if max_frames is not None:
         total = min(total, max_frames) if total else max_frames
-    kw = dict(target_size=size, nms_iou_threshold=nms_iou, max_detections=max_detections)
-
-    ranked: dict[int, Detections] = {}  # with ground truth: each side's boxes before its score threshold
-
-    def run(det, bank, rgb) -> Detections:
-        t = pruned_score_threshold if det is det_p else score_threshold
-        if scoring is None:
-            return det.detect(rgb, bank, score_threshold=t, **kw).top(max_detections, t)
-        # mAP ranks boxes by score, so it is measured before the threshold that only decides what is shown
-        d = det.detect(rgb, bank, score_threshold=float("-inf"), **kw)
-        ranked[id(det)] = d.top(max_detections)
-        return d.top(max_detections, t)
-
-    lat_o: list[float] = []
-    lat_p: list[float] = []
-    recent_o: deque[float] = deque(maxlen=FPS_WINDOW)
-    recent_p: deque[float] = deque(maxlen=FPS_WINDOW)
+    kw = dict(target_size=size, nms_iou_threshold=nms_iou)
+    orig, prun = sides
+    scored = ground_truth is not None
+    labels_of = labels_for(names) if scored else None
+    truths: list[ImageGroundTruth] = []  # the ground truth of each processed frame
     frames: list[FrameResult] = []
     skipped: list[int] = []
     taken = 0
-    boxes_o = boxes_p = matched = only_o = only_p = 0
+    matched = 0
     ious: list[float] = []
     t_start = time.perf_counter()
     clock0: tuple[float, float] | None = None  # (perf_counter, source timestamp) of the first processed frame
     pending_skips = 0
-    scoring = _Scoring(ground_truth, names) if ground_truth is not None else None
 
     def source_now() -> float:
         return clock0[1] + (time.perf_counter() - clock0[0])
@@ -365,152 +361,44 @@ def _run(det_o, det_p, bank_o: ClassBank, bank_p: ClassBank, src: FrameSource, n
             break
         taken += 1
         if clock0 is None:
-            for det, bank in ((det_o, bank_o), (det_p, bank_p)):  # warm-up, not timed
-                det.detect(frame.rgb, bank, score_threshold=score_threshold, **kw)
+            for side in sides:  # warm-up, not timed
+                side.detector.detect(frame.rgb, side.bank, score_threshold=score_threshold,
+                                     max_detections=max_detections, **kw)
             clock0 = (time.perf_counter(), frame.timestamp)
         # alternate which side runs first so neither always profits from a warm cache
-        if len(frames) % 2 == 0:
-            d_o = run(det_o, bank_o, frame.rgb)
-            d_p = run(det_p, bank_p, frame.rgb)
-        else:
-            d_p = run(det_p, bank_p, frame.rgb)
-            d_o = run(det_o, bank_o, frame.rgb)
-        m = match_detections(d_o, d_p)
+        found: list = [None, None]
+        for i in ((0, 1) if len(frames) % 2 == 0 else (1, 0)):
+            found[i] = sides[i].detect(frame.rgb, scored, max_detections, **kw)
+        (shown_o, ranked_o), (shown_p, ranked_p) = found
+        m = match_detections(shown_o, shown_p)
         rec_o = rec_p = None
-        if scoring is not None:
-            rec_o, rec_p = scoring.add(frame.index, (frame.rgb.shape[1], frame.rgb.shape[0]), (d_o, d_p),
-                                       (ranked[id(det_o)], ranked[id(det_p)]))
-        lat_o.append(d_o.seconds)
-        lat_p.append(d_p.seconds)
-        recent_o.append(d_o.seconds)
-        recent_p.append(d_p.seconds)
-        fr = FrameResult(
-            frame.index, frame.timestamp,
-            SideResult(d_o, m.only_a, d_o.seconds, len(recent_o) / sum(recent_o) if sum(recent_o) > 0 else 0.0,
-                       rec_o),
-            SideResult(d_p, m.only_b, d_p.seconds, len(recent_p) / sum(recent_p) if sum(recent_p) > 0 else 0.0,
-                       rec_p),
-            len(m.pairs), m.mean_iou, pending_skips, frame.rgb)
+        if scored:
+            truth = ImageGroundTruth(*ground_truth.for_frame(frame.index, labels_of,
+                                                             (frame.rgb.shape[1], frame.rgb.shape[0])))
+            truths.append(truth)
+            rec_o = orig.score(shown_o, ranked_o, truth)
+            rec_p = prun.score(shown_p, ranked_p, truth)
+        fr = FrameResult(frame.index, frame.timestamp, orig.add(shown_o, m.only_a, rec_o),
+                         prun.add(shown_p, m.only_b, rec_p), len(m.pairs), m.mean_iou, pending_skips, frame.rgb)
         pending_skips = 0
-        boxes_o += len(d_o)
-        boxes_p += len(d_p)
         matched += len(m.pairs)
-        only_o += int(m.only_a.sum())
-        only_p += int(m.only_b.sum())
         ious += [p[2] for p in m.pairs]
         frames.append(replace(fr, image=None))
         if on_frame is not None:
             on_frame(fr)
         progress(len(frames) + len(skipped), total,
-                 f"{side_names[0]} {d_o.seconds * 1e3:.0f} ms | {side_names[1]} {d_p.seconds * 1e3:.0f} ms")
+                 f"{orig.name} {shown_o.seconds * 1e3:.0f} ms | {prun.name} {shown_p.seconds * 1e3:.0f} ms")
     if not frames:
         raise VideoError(src.name, "no frames to compare")
     return CompareResult(
         source=src.name, mode=mode, frame_count=taken, processed_count=len(frames), skipped=tuple(skipped),
         source_fps=src.fps, target_size=size, score_threshold=score_threshold, nms_iou=nms_iou,
-        pruned_score_threshold=pruned_score_threshold, class_names=tuple(names), device=str(getattr(det_o, "device", "")),
-        original=scoring.finish(0, _stats(side_names[0], det_o, lat_o, boxes_o)) if scoring
-        else _stats(side_names[0], det_o, lat_o, boxes_o),
-        pruned=scoring.finish(1, _stats(side_names[1], det_p, lat_p, boxes_p)) if scoring
-        else _stats(side_names[1], det_p, lat_p, boxes_p),
+        pruned_score_threshold=prun.score_threshold, class_names=tuple(names),
+        device=str(getattr(orig.detector, "device", "")),
+        original=orig.stats(truths if scored else None), pruned=prun.stats(truths if scored else None),
         ground_truth=ground_truth.source if ground_truth is not None else None,
-        agreement=Agreement(matched, only_o, only_p, float(np.mean(ious)) if ious else None),
+        agreement=Agreement(matched, orig.unmatched, prun.unmatched, float(np.mean(ious)) if ious else None),
         wall_seconds=time.perf_counter() - t_start, frames=tuple(frames))
-
-
-class _Scoring:
-    """Both sides' detections against a video's per-frame ground truth: running recall, final mAP."""
-
-    def __init__(self, gt: VideoGroundTruth, names: Sequence[str]) -> None:
-        self.gt = gt
-        self.labels_of = labels_for(names)
-        self.dets: tuple[list, list] = ([], [])
-        self.gts: list[ImageGroundTruth] = []
-        self.tp = [0, 0]
-        self.npos = 0
-
-    def add(self, index: int, size: tuple[int, int], shown: tuple[Detections, Detections],
-            ranked: tuple[Detections, Detections]) -> tuple[float | None, float | None]:
-        """Recall of the boxes each side shows (its threshold); mAP later from its ranked boxes."""
-        boxes, labels, difficult = self.gt.for_frame(index, self.labels_of, size)
-        g = ImageGroundTruth(boxes, labels, difficult)
-        self.gts.append(g)
-        recalls = []
-        for i, (d, r) in enumerate(zip(shown, ranked)):
-            self.dets[i].append(ImageDetections(r.boxes, r.scores, r.labels))
-            tp, npos = true_positives(ImageDetections(d.boxes, d.scores, d.labels), g)
-            self.tp[i] += tp
-            if i == 0:
-                self.npos += npos
-            recalls.append(self.tp[i] / self.npos if self.npos else None)
-        return recalls[0], recalls[1]
-
-    def finish(self, side: int, stats: SideStats) -> SideStats:
-        result = evaluate_map(self.dets[side], self.gts)
-        mean = None if result.map != result.map else float(result.map)  # NaN: no ground truth seen
-        return replace(stats, recall=self.tp[side] / self.npos if self.npos else None, map=mean)
-
-
-# -- rendering -------------------------------------------------------------------------------------
-ONLY_COLOR = (255, 0, 255)  # magenta: a box the other side did not find
-
-
-def _dashed_rect(img: np.ndarray, p1, p2, color, thickness: int, dash: int = 8) -> None:
-    x1, y1 = p1
-    x2, y2 = p2
-    for (a, b) in (((x1, y1), (x2, y1)), ((x2, y1), (x2, y2)), ((x2, y2), (x1, y2)), ((x1, y2), (x1, y1))):
-        length = max(abs(b[0] - a[0]), abs(b[1] - a[1]))
-        for s in range(0, max(length, 1), dash * 2):
-            e = min(s + dash, length)
-            t0, t1 = s / max(length, 1), e / max(length, 1)
-            q0 = (int(round(a[0] + (b[0] - a[0]) * t0)), int(round(a[1] + (b[1] - a[1]) * t0)))
-            q1 = (int(round(a[0] + (b[0] - a[0]) * t1)), int(round(a[1] + (b[1] - a[1]) * t1)))
-            cv2.line(img, q0, q1, color, thickness, cv2.LINE_AA)
-
-
-def _as_side(res: SideResult | Detections) -> SideResult:
-    if isinstance(res, SideResult):
-        return res
-    return SideResult(res, np.zeros(len(res), bool), res.seconds, 1.0 / res.seconds if res.seconds > 0 else 0.0)
-
-
-def render_pane(frame: np.ndarray, res: SideResult | Detections, names: Sequence[str], fps: float | None = None,
-                title: str = "") -> np.ndarray:
-    """One pane: boxes with scores, boxes only this side found thick and dashed-magenta with an "only" tag,
-    a title at the top and "FPS | latency | boxes" at the bottom."""
-    side = _as_side(res)
-    d = side.detections
-    only = np.asarray(side.only_here, bool)
-    h, w = frame.shape[:2]
-    pane = draw_detections(frame, d.boxes, d.scores, d.labels, list(names), highlight=only)
-    t = max(1, round(min(h, w) / 300))
-    scale = max(0.35, min(0.6, min(h, w) / 800))
-    for box in d.boxes[only]:
-        x1, y1, x2, y2 = (int(round(v)) for v in box)
-        _dashed_rect(pane, (x1 - 2 * t, y1 - 2 * t), (x2 + 2 * t, y2 + 2 * t), ONLY_COLOR, t)
-        (tw, th), base = cv2.getTextSize("only", cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8, 1)
-        yb = min(h - 1, y2 + 2 * t + th + base + 2)
-        cv2.rectangle(pane, (x1 - 2 * t, yb - th - base - 2), (x1 - 2 * t + tw + 4, yb), ONLY_COLOR, -1)
-        cv2.putText(pane, "only", (x1 - 2 * t + 2, yb - base - 1), cv2.FONT_HERSHEY_SIMPLEX, scale * 0.8,
-                    (255, 255, 255), 1, cv2.LINE_AA)
-    lh = int(30 * scale / 0.6)
-    if title:
-        put_label(pane, title, (8, lh), scale)
-    fps = side.fps if fps is None else fps
-    n_only = int(only.sum())
-    put_label(pane, f"{fps:.1f} FPS | {side.seconds * 1e3:.0f} ms | {len(d)} boxes"
-              + (f", {n_only} only here" if n_only else ""), (8, h - max(6, lh // 3)), scale)
-    return pane
-
-
-def render_side_by_side(frame: np.ndarray, res_orig: SideResult | Detections, res_pruned: SideResult | Detections,
-                        names: Sequence[str], fps_orig: float | None = None, fps_pruned: float | None = None, *,
-                        titles: tuple[str, str] = ("original", "pruned"), gap: int = 4) -> np.ndarray:
-    """Two panes, original | pruned, separated by a dark bar: RGB uint8 [H, 2W + gap, 3]."""
-    left = render_pane(frame, res_orig, names, fps_orig, titles[0])
-    right = render_pane(frame, res_pruned, names, fps_pruned, titles[1])
-    bar = np.full((frame.shape[0], gap, 3), 32, np.uint8)
-    return np.ascontiguousarray(np.concatenate([left, bar, right], axis=1))
 
 
 # -- video + JSON ----------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from app.views.class_images import ClassImageList
 from app.views.detection_settings import DetectionSettingsBox
 from app.views.image_pane import ImagePane, PaneArea
 from app.views.pruned_banner import PrunedBanner
-from core.compare import ONLY_COLOR
+from core.visualize import ONLY_COLOR
 from core.data.video import CAMERA_PREFIX
 from app.folders import save_folder
 from core.resources import resources_dir, sample_manifest, samples_dir

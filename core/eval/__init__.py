@@ -1,1 +1,1 @@
-"""Evaluation: mAP and model profiling."""
+"""Evaluation: mAP, model profiling, and where two models' detections agree."""

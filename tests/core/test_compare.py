@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from core.cli import main
-from core.compare import (
-    ONLY_COLOR, CompareResult, SideResult, compare, compare_video, match_detections, render_side_by_side,
-)
+from core.compare import CompareResult, SideResult, compare, compare_video
 from core.data.video import ImageFolderSource, VideoError, VideoFileSource
 from core.detect import ClassBank, Detections
+from core.eval.matching import match_detections
 from core.jobs import CancelToken, Cancelled
 from core.model.checkpoint import save_model
 from core.model.os2d import ModelConfig, OS2DModel
 from core.prune.job import prune
 from core.prune.plan import PruningPlan, weight_magnitude_importance
+from core.visualize import ONLY_COLOR, render_side_by_side
 
 from _video_helpers import FPS, H, N, W, frame_rgb, write_cv2  # noqa: E402
 
