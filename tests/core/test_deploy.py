@@ -355,3 +355,24 @@ def test_a_sidecar_records_a_checksum_that_reading_verifies(tmp_path):
     path.write_text(json.dumps(data))
     with pytest.raises(DeployError, match=r"export.json: damaged: content does not match its checksum"):
         read_sidecar(path, "export")
+
+
+def test_latency_per_runtime_times_what_runs_and_says_why_not(cache):
+    from core.deploy.latency import RUNTIMES, time_runtimes
+    from core.jobs import CancelToken, Cancelled
+
+    model = small_model(seed=7)  # its own digest: no int8 model of it in the cache
+    seen = []
+    rows = time_runtimes(model, input_size=(128, 160), repeats=1, warmup=0,
+                         progress=lambda d, t, m="": seen.append(m))
+    by = {r.runtime: r for r in rows}
+    assert list(by) == [f"{b}:{p}" for b, p in RUNTIMES]
+    for name in ("torch:fp32", "onnxruntime:fp32", "openvino:fp32"):
+        assert by[name].ms is not None and by[name].ms > 0 and not by[name].skipped
+    assert by["openvino:int8"].ms is None and "quantize" in by["openvino:int8"].skipped
+    assert (by["openvino:bf16"].ms is None) == bool(by["openvino:bf16"].skipped)
+    assert "timing openvino fp32" in seen
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        time_runtimes(model, repeats=1, cancel=token)
