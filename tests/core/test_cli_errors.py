@@ -3,7 +3,7 @@ anything else is a bug and keeps its traceback."""
 
 import pytest
 
-import core.cli as cli
+import core.cli.measure as measure
 from core.cli import main as cli_main
 
 
@@ -40,7 +40,7 @@ def test_os_error_about_a_file_is_one_line_without_errno(tmp_path, capsys, monke
     def refuse(args):
         raise PermissionError(13, "Permission denied", str(tmp_path / "out.pt"))
 
-    monkeypatch.setattr(cli, "cmd_info", refuse)
+    monkeypatch.setattr(measure, "cmd_info", refuse)
     assert cli_main(["info"]) == 2
     assert _error_line(capsys) == f"error: {tmp_path / 'out.pt'}: Permission denied"
 
@@ -49,6 +49,6 @@ def test_a_bug_is_not_hidden_as_a_user_error(monkeypatch):
     def bug(args):
         raise ValueError("operands could not be broadcast together")
 
-    monkeypatch.setattr(cli, "cmd_info", bug)
+    monkeypatch.setattr(measure, "cmd_info", bug)
     with pytest.raises(ValueError, match="broadcast"):
         cli_main(["info"])

@@ -1,0 +1,91 @@
+"""Ranking and removing channels: `importance`, `prune`."""
+
+from __future__ import annotations
+
+from core.cli.options import chosen_size, non_negative_float, open_model, positive_int
+from core.errors import InputError
+from core.jobs import ConsoleProgress
+
+
+# -- importance ------------------------------------------------------------------------------------
+def cmd_importance(args) -> int:
+    from core.data.grozi import open_dataset
+    from core.importance.calibration import build_calibration
+    from core.importance.criteria import CRITERIA
+    from core.importance.result import ALL_CRITERIA, compute_importance
+
+    names = list(CRITERIA) if args.criterion == ["all"] else args.criterion
+    unknown = [c for c in names if c not in ALL_CRITERIA]
+    if unknown:
+        raise InputError("--criterion", f"unknown criteria {', '.join(unknown)}; expected some of "
+                                        f"{', '.join(ALL_CRITERIA)} or all")
+    loaded = open_model(args.model)
+    ds = open_dataset(args.dataset, args.split)
+    calib = build_calibration(ds, args.images, chosen_size(args, loaded) or ds.eval_scale,
+                              seed=args.seed, progress=ConsoleProgress("calibration"))
+    res = compute_importance(loaded.model, calib, names, model_path=loaded.path,
+                             progress=ConsoleProgress("importance"))
+    paths = res.save(args.out)
+    for phase, m in res.timings.items():
+        print(f"{phase:<14} {m.seconds:8.2f} s   peak {m.peak_bytes / 2**20:8.1f} MiB")
+    print(f"scored {len(res.units)} units with {', '.join(names)} on {len(calib)} images; wrote "
+          f"{paths[0]} and {paths[1]}")
+    return 0
+
+
+def add_importance(sub) -> None:
+    im = sub.add_parser("importance", help="rank channels (gradient-free criteria, or the gradient references)")
+    im.add_argument("--model", help="model (default: the embedded default model)")
+    im.add_argument("--dataset", required=True, help="calibration data: dataset folder or grozi:PATH")
+    im.add_argument("--split", default="train")
+    im.add_argument("--criterion", nargs="+", default=["combined"],
+                    help="one or more of combined, weight_l1, bn_gamma, act_l1, act_variance, sparsity, "
+                         "fg_bg_separation, taylor, lcp; or all")
+    im.add_argument("--images", type=positive_int, default=16, help="calibration images")
+    im.add_argument("--target-size", type=non_negative_float, default=0)
+    im.add_argument("--seed", type=int, default=0)
+    im.add_argument("--out", required=True, help="output prefix: writes PREFIX.npz and PREFIX.json")
+    im.set_defaults(func=cmd_importance)
+
+
+# -- prune -----------------------------------------------------------------------------------------
+def cmd_prune(args) -> int:
+    from core.prune.job import prune, save_pruned
+    from core.prune.plan import PruningPlan, weight_magnitude_importance
+
+    if args.plan:
+        plan = PruningPlan.load(args.plan)  # before the model: a bad plan is reported at once
+    else:
+        plan = PruningPlan(ratio=args.ratio, criterion=args.criterion or "weight_l1")
+    loaded = open_model(args.model)
+    if args.importance:
+        from core.importance.result import ImportanceResult
+
+        importance = ImportanceResult.load(args.importance)
+        if args.criterion:
+            plan = plan.with_changes(criterion=args.criterion)
+    elif plan.criterion == "weight_l1":
+        importance = weight_magnitude_importance(loaded.model)
+    else:
+        raise InputError(args.plan if args.plan and not args.criterion else "--criterion",
+                         f"criterion '{plan.criterion}' needs --importance FILE (from `os2d-studio importance`)")
+    res = prune(loaded.model, plan, importance, progress=ConsoleProgress("prune"))
+    extra = {k: loaded.meta[k] for k in ("eval_scale",) if k in loaded.meta}
+    out = save_pruned(res, args.out, loaded.path, parent_sha256=loaded.sha256, extra_meta=extra)
+    p = res.predicted
+    print(f"pruned with {plan.criterion}: {res.parent_parameters:,} → {res.measured_parameters:,} parameters "
+          f"({res.measured_size_mb:.2f} MB fp32; predicted {p.parameters:,}), {res.seconds:.2f}s")
+    print(f"wrote {out}")
+    return 0
+
+
+def add_prune(sub) -> None:
+    pr = sub.add_parser("prune", help="remove channels physically and save a self-describing pruned model")
+    pr.add_argument("--model", help="model to prune (default: the embedded default model)")
+    pr.add_argument("--importance", help="importance file from `os2d-studio importance` (.npz/.json)")
+    g = pr.add_mutually_exclusive_group(required=True)
+    g.add_argument("--plan", help="plan.json (global, per-group and per-unit ratios)")
+    g.add_argument("--ratio", type=float, help="one global ratio of channels to remove, e.g. 0.3")
+    pr.add_argument("--criterion", help="which importance ranks the channels (default: the plan's, or weight_l1)")
+    pr.add_argument("--out", required=True, help="output file (never overwrites an existing file)")
+    pr.set_defaults(func=cmd_prune)
