@@ -3,7 +3,8 @@
 It drives the real window offscreen through a list of named steps and exits non-zero naming the first
 step that failed: it loads the model (default: the bundled one), computes importance (gradient-free
 `combined`) on three calibration images made from the bundled samples, prunes 30 %, detects on the
-sample shelf with both models and compares them on a few frames of the sample video; then it prints a
+sample shelf with both models, quantizes the pruned one to int8 and detects with it through OpenVINO,
+and compares both models on a few frames of the sample video; then it prints a
 summary (`make test-package` runs it in the built bundle).
 """
 
@@ -206,6 +207,33 @@ def _step_detect(ctx: SelfTestContext) -> str:
     return f"{source}: {counts} detections after NMS, {' / '.join(str(shown.get(v, 0)) for v in variants)} shown"
 
 
+def _step_int8(ctx: SelfTestContext) -> str:
+    """Pruning tab → Quantize int8 (NNCF on the calibration images), then the pruned side detects on the
+    sample shelf through OpenVINO int8: the deployment runtime works in this build."""
+    from core.deploy.runtime import availability
+
+    w = ctx.window
+    why = availability().get(("openvino", "int8"), "")
+    if why:
+        raise SelfTestError(f"OpenVINO int8 is not available: {why}")
+    if not w.workbench.quantize_deploy(folder=ctx.workdir / "int8", num_images=len(CALIBRATION_SPANS)):
+        raise SelfTestError("the Quantize int8 action did not start a job")
+    ctx.wait()
+    w.session.set_detection_settings(pruned_runtime="openvino:int8")
+    view = w.detection_view
+    view.compare.setCurrentText("both")
+    if not view.run_detection():
+        raise SelfTestError("the Detect button's action did not start a job")
+    ctx.wait()
+    run = w.session.detections
+    if run is None or "pruned" not in run.detections:
+        raise SelfTestError("no int8 detections of the pruned model in the session after the run")
+    dets = run.detections["pruned"]
+    ctx.notes["int8"] = f"OpenVINO int8 (pruned side): {len(dets)} detections in {dets.seconds:.2f} s"
+    w.session.set_detection_settings(pruned_runtime="torch:fp32")
+    return f"quantized on {len(CALIBRATION_SPANS)} images; pruned side on OpenVINO int8: {len(dets)} detections"
+
+
 def _sleepy_job(steps: int, *, progress, cancel) -> int:
     for i in range(steps):
         time.sleep(0.02)
@@ -331,6 +359,7 @@ SELF_TEST_STEPS: list[tuple[str, Callable[[SelfTestContext], str]]] = [
     ("importance", _step_importance),
     ("plan + prune", _step_plan_and_prune),
     ("detect", _step_detect),
+    ("int8 detect", _step_int8),
     ("video compare", _step_video),
 ]
 
