@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt
 
 from app.controller import default_model_problem
 from app.video_jobs import VideoFrame
-from app.views.video_view import fps_text
+from app.video_text import fps_text
 from core.compare import match_detections
 from core.data.video import VideoWriter
 from core.prune.plan import PruningPlan
@@ -110,8 +110,7 @@ def test_play_pause_step_seek_side_by_side(qtbot, compared, wait_idle):
     started = []
     w.runner.jobStarted.connect(started.append)
     reports: list[VideoFrame] = []
-    orig_show = view._show_frame
-    view._show_frame = lambda vf: (reports.append(vf), orig_show(vf))[1]
+    view.playback.frameShown.connect(reports.append)  # every frame put on screen
 
     # play some frames, then pause: the frame on screen stays, nothing runs
     assert view.play() and view.playing and view.play_button.text() == "Pause"
