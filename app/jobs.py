@@ -32,7 +32,7 @@ class ModelLoad:
 
     `units` and `cost` (the prunable units and the plan cost model) are computed with the load, in the
     worker, so the pruning sliders predict sizes without touching the model; both are empty for a model
-    the pruning engine does not know. `digest` is `core.importance.result.model_digest`: it tells whether
+    the pruning engine does not know. `digest` is `core.model.digest.weights_digest`: it tells whether
     an importance result belongs to these weights.
     """
 
@@ -46,7 +46,7 @@ class ModelLoad:
 
 def analyze_model(loaded: LoadedModel, file_bytes: int = 0) -> ModelLoad:
     """Summary, prunable units, plan cost model and weight digest of a model already in memory."""
-    from core.importance.result import model_digest
+    from core.model.digest import weights_digest
 
     summary = summarize(loaded.model)
     try:
@@ -55,7 +55,7 @@ def analyze_model(loaded: LoadedModel, file_bytes: int = 0) -> ModelLoad:
     except (ValueError, AttributeError, KeyError) as e:  # not an architecture the pruning engine knows
         log.info("no pruning units for %s: %s", loaded.path or "(in memory)", e)
         units, cost = (), None
-    return ModelLoad(loaded, summary, file_bytes, units, cost, model_digest(loaded.model))
+    return ModelLoad(loaded, summary, file_bytes, units, cost, weights_digest(loaded.model))
 
 
 def load_model_job(path: str | os.PathLike, *, progress: Progress = no_progress,

@@ -29,6 +29,7 @@ from core.importance.gradient import GRADIENT_METHODS, GradientConfig
 from core.importance.stats import Measurement, Meter, StatsConfig, collect_statistics, model_device
 from core.io import SNIFF_BYTES, ZIP_MAGIC, atomic_write_bytes, atomic_write_text, looks_like, zip_end_missing
 from core.jobs import CancelToken, Progress, no_progress
+from core.model.digest import weights_digest
 from core.model.os2d import OS2DModel
 from core.prune.units import Unit, find_units
 
@@ -108,22 +109,6 @@ def _read_npz(path: Path, data: bytes) -> tuple[dict[str, np.ndarray], str]:
         return {}, DAMAGED if "CRC" in str(e) else "corrupt: an entry of the archive is damaged"
     except Exception:  # numpy's format reader raises ValueError, EOFError, OSError, ... on damaged arrays
         return {}, "corrupt: an array in it cannot be read"
-
-
-def model_digest(model: OS2DModel) -> str:
-    """SHA-256 of the model's tensors (names, shapes, dtypes, values; a shared trunk counted once):
-    identifies the weights a result belongs to, whatever file they came from."""
-    h = hashlib.sha256()
-    seen: set[tuple] = set()
-    for name, t in sorted(model.state_dict().items()):
-        key = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()))
-        if t.numel() and key in seen:  # the class branch's view of the shared trunk
-            continue
-        seen.add(key)
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype}\n".encode())
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes() if t.is_floating_point()
-                 else t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
 
 
 @dataclass(frozen=True, eq=False)
@@ -376,5 +361,5 @@ def compute_importance(model: OS2DModel, calib: CalibrationSet | None, criteria:
         units=tuple(x.name for x in units), channels=tuple(x.channels for x in units),
         scores=_frozen(scores), orders=_frozen(orders),
         calibration=calib.provenance if calib is not None else DATA_FREE_PROVENANCE,
-        model={"sha256": model_digest(model), "path": str(model_path), "config": model.config.to_json()},
+        model={"sha256": weights_digest(model), "path": str(model_path), "config": model.config.to_json()},
         timings=timings, stats_config=stats_config, gradient_config=gradient_config, device=str(device))

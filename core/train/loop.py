@@ -10,7 +10,6 @@ continues with the batches it would have seen.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import math
 import os
 import time
@@ -28,6 +27,7 @@ from core.detect import Detector, pick_device
 from core.eval.evaluate import EvalConfig, evaluate
 from core.jobs import CancelToken, Cancelled, Progress, no_progress
 from core.model import box_coder
+from core.model.digest import weights_digest
 from core.model.checkpoint import (CheckpointError, build_and_load, load_model, load_trunk_weights, read_checked,
                                    save_checked, save_model, unique_state_dict)
 from core.model.os2d import ModelConfig, OS2DModel
@@ -372,7 +372,7 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
         save_model(chosen, out, meta=final_meta, overwrite=True, protect=(cfg.init, cfg.teacher))
     hist = state["history"]
     return TrainResult(str(out), state["iteration"], state["seconds"], hist[-1]["loss"] if hist else float("nan"),
-                       state["best_map"], hist, state["evals"], rank, world, _weights_digest(model))
+                       state["best_map"], hist, state["evals"], rank, world, weights_digest(model))
 
 
 RESUME_HINT = "delete it to start the run over"
@@ -400,11 +400,3 @@ def _read_resume(last: Path) -> dict:
     except (TypeError, ValueError):
         raise CheckpointError(last, f"bad architecture config; {RESUME_HINT}") from None
     return ck
-
-
-def _weights_digest(model: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(unique_state_dict(model).items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
