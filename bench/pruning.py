@@ -33,9 +33,10 @@ import torch
 
 from bench.sections import command_line, markers, write_section
 from core.eval.profile import profile_model
+from core.importance.result import data_free_importance
 from core.model.os2d import OS2D_V2, ModelConfig, OS2DModel
 from core.prune.job import prune
-from core.prune.plan import PlanCostModel, PruningPlan, plan_counts, resolve, weight_magnitude_importance
+from core.prune.plan import PlanCostModel, PruningPlan, plan_counts, resolve
 from core.prune.surgery import consistency_problems
 from core.prune.units import find_units
 from core.resources import default_model_path
@@ -72,7 +73,7 @@ def prediction_speed(model: OS2DModel) -> dict:
     t = time.perf_counter()
     cost = PlanCostModel.from_model(model, units)
     build = time.perf_counter() - t
-    imp = weight_magnitude_importance(model, units)
+    imp = data_free_importance(model, ["weight_l1"], units=units)
     times, rtimes = [], []
     for i in range(300):
         plan = PruningPlan(ratio=(i % 90) / 100)
@@ -93,7 +94,7 @@ def bench_arch(arch: str, ratios, args) -> dict:
                                          warmup=args.warmup, device=args.device)
     rows = [{"variant": "original", "ratio": 0.0, "profile": prof(model, "original").to_json(), "prune_s": None}]
     print(f"[{arch}] original: {rows[0]['profile']['parameters']:,} params", file=sys.stderr)
-    imp = weight_magnitude_importance(model)
+    imp = data_free_importance(model, ["weight_l1"])
     for r in ratios:
         for label, plan in ((f"ours {r:.0%}", PruningPlan(ratio=r, min_channels=1, criterion="weight_l1")),
                             (f"ours {r:.0%} trunk only", PruningPlan(ratio=r, min_channels=1, prune_head=False,

@@ -26,10 +26,11 @@ sys.path.insert(0, str(REPO))
 from core.data.grozi import open_dataset  # noqa: E402
 from core.detect import Detector  # noqa: E402
 from core.eval.evaluate import EvalConfig, evaluate  # noqa: E402
+from core.importance.result import data_free_importance  # noqa: E402
 from core.jobs import ConsoleProgress  # noqa: E402
 from core.model.checkpoint import file_sha256, load_model, save_model  # noqa: E402
 from core.prune.job import prune, save_pruned  # noqa: E402
-from core.prune.plan import PruningPlan, weight_magnitude_importance  # noqa: E402
+from core.prune.plan import PruningPlan  # noqa: E402
 from core.resources import companion_model_path, default_model_path  # noqa: E402
 from core.train.finetune import FinetuneConfig, finetune  # noqa: E402
 
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     pruned, tuned = work / "pruned50.pt", work / "pruned50-ft.pt"
     if not pruned.exists():
         model = load_model(original).model
-        res = prune(model, PruningPlan(ratio=RATIO, criterion="weight_l1"), weight_magnitude_importance(model))
+        res = prune(model, PruningPlan(ratio=RATIO, criterion="weight_l1"), data_free_importance(model, ["weight_l1"]))
         save_pruned(res, pruned, str(original), parent_sha256=file_sha256(original),
                     extra_meta={"eval_scale": load_model(original).meta.get("eval_scale")})
     if not tuned.exists():

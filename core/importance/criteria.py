@@ -117,6 +117,11 @@ def weight_l1(model: OS2DModel, unit: Unit, stats: ChannelStatistics | None = No
     return sum(w.abs().flatten(1).sum(1).double().cpu().numpy() for w in _weights(model, unit.producers))
 
 
+def weight_l2(model: OS2DModel, unit: Unit, stats: ChannelStatistics | None = None) -> np.ndarray:
+    """L2 norm of each channel's filter, summed over the unit's producer convs."""
+    return sum(w.flatten(1).pow(2).sum(1).sqrt().double().cpu().numpy() for w in _weights(model, unit.producers))
+
+
 def bn_gamma(model: OS2DModel, unit: Unit, stats: ChannelStatistics | None = None) -> np.ndarray:
     """|gamma| of the unit's batch norms, summed (network slimming's criterion)."""
     return sum(w.abs().double().cpu().numpy() for w in _weights(model, unit.norms))
@@ -153,12 +158,16 @@ def combined(model: OS2DModel, unit: Unit, stats: ChannelStatistics | None) -> n
 CRITERIA: Mapping[str, Criterion] = MappingProxyType({c.name: c for c in (
     Criterion("combined", combined, True, "LCP approximation: context-box activation x (1 + fg/bg separation)"),
     Criterion("weight_l1", weight_l1, False, "L1 norm of the producer filters"),
+    Criterion("weight_l2", weight_l2, False, "L2 norm of the producer filters"),
     Criterion("bn_gamma", bn_gamma, False, "|gamma| of the batch norms"),
     Criterion("act_l1", act_l1, True, "mean |activation| over target images"),
     Criterion("act_variance", act_variance, True, "activation variance over target images"),
     Criterion("sparsity", sparsity, True, "fraction of positions active after ReLU"),
     Criterion("fg_bg_separation", fg_bg_separation, True, "Fisher ratio between context boxes and background"),
 )})
+
+# the criteria that read only the weights: no calibration images, so a plan can always rank by them
+DATA_FREE = tuple(name for name, c in CRITERIA.items() if not c.needs_statistics)
 
 
 def score_unit(name: str, model: OS2DModel, unit: Unit, stats: ChannelStatistics | None) -> np.ndarray:

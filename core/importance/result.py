@@ -24,13 +24,14 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from core.importance.calibration import CalibrationProvenance, CalibrationSet
-from core.importance.criteria import CRITERIA, channel_order
+from core.importance.criteria import CRITERIA, DATA_FREE, channel_order
 from core.importance.gradient import GRADIENT_METHODS, GradientConfig
 from core.importance.stats import Measurement, Meter, StatsConfig, collect_statistics, model_device
 from core.io import SNIFF_BYTES, ZIP_MAGIC, atomic_write_bytes, atomic_write_text, looks_like, zip_end_missing
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.digest import weights_digest
 from core.model.os2d import OS2DModel
+from core.prune.plan import ImportanceLike, PlanError
 from core.prune.units import Unit, find_units
 
 FORMAT_NAME = "os2d-studio-importance"
@@ -296,8 +297,8 @@ DATA_FREE_PROVENANCE = CalibrationProvenance(dataset="", split="", image_ids=(),
 
 
 def data_free(criteria: Sequence[str]) -> bool:
-    """True when every criterion reads only the weights (weight L1, BN gamma): no images needed."""
-    return all(c in CRITERIA and not CRITERIA[c].needs_statistics for c in criteria)
+    """True when every criterion reads only the weights (`DATA_FREE`): no images needed."""
+    return all(c in DATA_FREE for c in criteria)
 
 
 def compute_importance(model: OS2DModel, calib: CalibrationSet | None, criteria: Sequence[str], *,
@@ -363,3 +364,21 @@ def compute_importance(model: OS2DModel, calib: CalibrationSet | None, criteria:
         calibration=calib.provenance if calib is not None else DATA_FREE_PROVENANCE,
         model={"sha256": weights_digest(model), "path": str(model_path), "config": model.config.to_json()},
         timings=timings, stats_config=stats_config, gradient_config=gradient_config, device=str(device))
+
+
+def data_free_importance(model: OS2DModel, criteria: Sequence[str] = DATA_FREE, *,
+                         units: Sequence[Unit] | None = None, model_path: str = "") -> ImportanceResult:
+    """The rankings computed from the weights alone, so a plan can rank channels before any data is seen."""
+    return compute_importance(model, None, criteria, units=units, model_path=model_path)
+
+
+def importance_for_plan(criterion: str, importance: ImportanceLike | None, model: OS2DModel, *,
+                        units: Sequence[Unit] | None = None) -> ImportanceLike:
+    """What ranks channels by `criterion`: `importance` when it scores it, else the weights for a data-free
+    criterion. The one rule the CLI and the app share; PlanError when an importance result is needed."""
+    if importance is not None and criterion in importance.criteria:
+        return importance
+    if criterion in DATA_FREE:
+        return data_free_importance(model, [criterion], units=units)
+    raise PlanError(f"criterion '{criterion}' needs an importance result "
+                    f"({' / '.join(DATA_FREE)} are computed from the weights)")

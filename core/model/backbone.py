@@ -6,6 +6,8 @@ checkpoints and torchvision ImageNet state dicts load without renaming.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 from torchvision.models import resnet as tv_resnet
@@ -45,3 +47,36 @@ class ResNetTrunk(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.eval()
+
+
+def conv_output_hw(hw: tuple[int, int], m: nn.Module) -> tuple[int, int]:
+    """Output size of a conv or pool layer at an input size, by formula."""
+    def one(n: int, k: int, s: int, p: int, d: int) -> int:
+        return (n + 2 * p - d * (k - 1) - 1) // s + 1
+
+    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
+    k, s, p, d = pair(m.kernel_size), pair(m.stride), pair(m.padding), pair(m.dilation)
+    if isinstance(p[0], str):  # padding="same"
+        return hw if s == (1, 1) else (math.ceil(hw[0] / s[0]), math.ceil(hw[1] / s[1]))
+    return one(hw[0], k[0], s[0], p[0], d[0]), one(hw[1], k[1], s[1], p[1], d[1])
+
+
+def trunk_conv_positions(trunk: nn.Module, hw: tuple[int, int]) -> tuple[dict[str, int], tuple[int, int]]:
+    """Output positions (H·W) of every trunk conv at an input size, and the output size: the ResNet
+    topology walked by formula, so costs are predicted without a forward pass."""
+    pos: dict[str, int] = {}
+    x = conv_output_hw(hw, trunk.conv1)
+    pos["conv1"] = x[0] * x[1]
+    x = conv_output_hw(x, trunk.maxpool)
+    for li in (1, 2, 3):
+        for bi, block in enumerate(getattr(trunk, f"layer{li}")):
+            inp, y = x, x
+            for c in ("conv1", "conv2", "conv3"):
+                if hasattr(block, c):
+                    y = conv_output_hw(y, getattr(block, c))
+                    pos[f"layer{li}.{bi}.{c}"] = y[0] * y[1]
+            if block.downsample is not None:
+                d = conv_output_hw(inp, block.downsample[0])
+                pos[f"layer{li}.{bi}.downsample.0"] = d[0] * d[1]
+            x = y
+    return pos, x

@@ -1,14 +1,9 @@
 """Pruning plans: ratios per group and unit → channels kept, and the size/cost they predict.
 
-A `PruningPlan` is what the user edits (sliders, plan.json, CLI). `plan_counts` turns it into a
-number of channels kept per unit without any importance scores, so the GUI can follow a slider;
-`resolve` then picks *which* channels with one criterion of an importance result. `PlanCostModel`
-is built once per model and predicts parameters, MACs and fp32 size from kept counts alone, with a
-few numpy dot products (tens of microseconds), so predictions never need a model to be built.
-
-Importance results are duck-typed: anything with `criteria` (names) and
-`scores[criterion][unit_name] -> np.ndarray[channels]` (higher = more important) works, including
-`core.importance`'s result and `weight_magnitude_importance` below.
+`plan_counts` needs no importance scores, so the GUI can follow a slider; `resolve` then picks *which*
+channels by one criterion of an importance result (anything with `criteria` and
+`scores[criterion][unit] -> per-channel array`, higher = more important). `PlanCostModel` predicts
+parameters, MACs and fp32 size from kept counts with a few dot products, never building a model.
 """
 
 from __future__ import annotations
@@ -22,10 +17,10 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
-import torch
 from torch import nn
 
 from core.errors import InputError
+from core.model.backbone import conv_output_hw, trunk_conv_positions
 from core.model.os2d import GRID, OS2DModel
 from core.prune.units import TRUNK, Unit, find_units
 
@@ -273,32 +268,11 @@ def resolve(plan: PruningPlan, units: Sequence[Unit], importance: ImportanceLike
     return KeptChannels(kept, {u.name: u.channels for u in units}, plan.criterion)
 
 
-# -- a weight-only importance (no data needed) ------------------------------------------------------
-@dataclass(frozen=True, eq=False)
-class WeightMagnitude:
-    """Per-channel L1/L2 norms of the producers' output filters, averaged over a unit's producers.
+def weight_magnitude_importance(model: OS2DModel, units: Sequence[Unit] | None = None) -> ImportanceLike:
+    """The data-free rankings (`core.importance.result.data_free_importance`), under the name the CLI uses."""
+    from core.importance.result import data_free_importance
 
-    A data-free baseline (the classic filter-norm criterion) so plans and the benchmark work without
-    `core.importance`; same interface as an importance result."""
-
-    criteria: tuple[str, ...]
-    scores: Mapping[str, Mapping[str, np.ndarray]]
-
-
-def weight_magnitude_importance(model: OS2DModel, units: Sequence[Unit] | None = None) -> WeightMagnitude:
-    units = find_units(model) if units is None else units
-    l1: dict[str, np.ndarray] = {}
-    l2: dict[str, np.ndarray] = {}
-    with torch.no_grad():
-        for u in units:
-            a = np.zeros(u.channels)
-            b = np.zeros(u.channels)
-            for p in u.producers:
-                w = model.get_submodule(p).weight.detach().float().flatten(1)
-                a += w.abs().sum(1).cpu().numpy()
-                b += w.pow(2).sum(1).sqrt().cpu().numpy()
-            l1[u.name], l2[u.name] = a / len(u.producers), b / len(u.producers)
-    return WeightMagnitude(("weight_l1", "weight_l2"), {"weight_l1": l1, "weight_l2": l2})
+    return data_free_importance(model, units=units)
 
 
 # -- analytic cost model ----------------------------------------------------------------------------
@@ -339,38 +313,6 @@ class Prediction:
         return cls(**d)
 
 
-def _conv_out(hw: tuple[int, int], m: nn.Module) -> tuple[int, int]:
-    def one(n: int, k: int, s: int, p: int, d: int) -> int:
-        return (n + 2 * p - d * (k - 1) - 1) // s + 1
-
-    pair = lambda v: v if isinstance(v, tuple) else (v, v)  # noqa: E731
-    k, s, p, d = pair(m.kernel_size), pair(m.stride), pair(m.padding), pair(m.dilation)
-    if isinstance(p[0], str):  # padding="same"
-        return hw if s == (1, 1) else (math.ceil(hw[0] / s[0]), math.ceil(hw[1] / s[1]))
-    return one(hw[0], k[0], s[0], p[0], d[0]), one(hw[1], k[1], s[1], p[1], d[1])
-
-
-def _trunk_positions(trunk: nn.Module, hw: tuple[int, int]) -> tuple[dict[str, int], tuple[int, int]]:
-    """Output positions (H·W) of every trunk conv at an input size, and the output size: the ResNet
-    topology walked by formula, no forward pass."""
-    pos: dict[str, int] = {}
-    x = _conv_out(hw, trunk.conv1)
-    pos["conv1"] = x[0] * x[1]
-    x = _conv_out(x, trunk.maxpool)
-    for li in (1, 2, 3):
-        for bi, block in enumerate(getattr(trunk, f"layer{li}")):
-            inp, y = x, x
-            for c in ("conv1", "conv2", "conv3"):
-                if hasattr(block, c):
-                    y = _conv_out(y, getattr(block, c))
-                    pos[f"layer{li}.{bi}.{c}"] = y[0] * y[1]
-            if block.downsample is not None:
-                d = _conv_out(inp, block.downsample[0])
-                pos[f"layer{li}.{bi}.downsample.0"] = d[0] * d[1]
-            x = y
-    return pos, x
-
-
 @dataclass(frozen=True, eq=False)
 class PlanCostModel:
     """Per-layer shapes of one model at one reference input, precomputed once.
@@ -409,21 +351,13 @@ class PlanCostModel:
         units = find_units(model) if units is None else list(units)
         cis = int(class_image_size or model.config.class_image_size)
         merged = model.config.merge_branch_parameters
-        index = {u.name: i for i, u in enumerate(units)}
-        out_unit: dict[str, int] = {}
-        in_unit: dict[str, int] = {}
-        bn_unit: dict[str, int] = {}
-        for i, u in enumerate(units):
-            for n in u.producers:
-                out_unit[n] = i
-            for n in u.consumers:
-                in_unit[n] = i
-            for n in u.norms:
-                bn_unit[n] = i
+        out_unit = {n: i for i, u in enumerate(units) for n in u.producers}
+        in_unit = {n: i for i, u in enumerate(units) for n in u.consumers}
+        bn_unit = {n: i for i, u in enumerate(units) for n in u.norms}
         corr = next((i for i, u in enumerate(units) if u.feeds_correlation), -1)
 
-        t_pos, fhw = _trunk_positions(model.net_feature_maps, tuple(input_size))
-        c_pos, _ = _trunk_positions(model.net_label_features.net_class_features, (cis, cis))
+        t_pos, fhw = trunk_conv_positions(model.net_feature_maps, tuple(input_size))
+        c_pos, _ = trunk_conv_positions(model.net_label_features.net_class_features, (cis, cis))
         conv_rows, bn_rows = [], []
         covered = 0
         for name, m in model.named_modules():  # shared modules appear once
@@ -441,7 +375,7 @@ class PlanCostModel:
                 if key.startswith(TRUNK + ".") and local not in t_pos:
                     raise ValueError(f"cost model: trunk conv '{name}' is not on the ResNet path it knows")
                 if not key.startswith(TRUNK + "."):
-                    h, w = _conv_out(fhw, m)
+                    h, w = conv_output_hw(fhw, m)
                     pos = (0, 0, h * w)
                 if m.groups != 1 and (key in out_unit or key in in_unit):
                     raise ValueError(f"cost model: grouped conv '{name}' cannot be a pruning producer/consumer")

@@ -15,11 +15,14 @@ from torchvision.ops import roi_align
 from core.data.grozi import open_dataset
 from core.importance.calibration import (CalibrationProvenance, CalibrationSample, CalibrationSet,
                                          build_calibration, select_images)
-from core.importance.criteria import CRITERIA, channel_order
-from core.importance.result import ALL_CRITERIA, ImportanceFileError, ImportanceResult, compute_importance
+from core.importance.criteria import CRITERIA, DATA_FREE, channel_order
+from core.importance.result import (ALL_CRITERIA, ImportanceFileError, ImportanceResult, compute_importance,
+                                    data_free, data_free_importance, importance_for_plan)
 from core.importance.stats import StatsConfig, collect_statistics, nominal_stride
 from core.jobs import CancelToken, Cancelled
+from core.model.digest import weights_digest
 from core.model.os2d import ModelConfig, OS2DModel
+from core.prune.plan import PlanError, PruningPlan, resolve
 from core.prune.units import find_units, units_by_name
 
 TINY = Path(__file__).resolve().parents[1] / "data" / "tiny_os2d"
@@ -314,3 +317,52 @@ def test_unknown_criterion_and_cancel():
     res = compute_importance(model, calib, ["weight_l1", "bn_gamma"], progress=lambda d, t, m="": calls.append((d, t)))
     assert "statistics" not in res.timings and calls[-1][0] == calls[-1][1]
     assert set(CRITERIA) < set(ALL_CRITERIA)
+
+
+# -- (e) data-free rankings: one set, one function ----------------------------------------------------------
+
+def test_data_free_criteria_need_no_images():
+    assert DATA_FREE == ("weight_l1", "weight_l2", "bn_gamma")
+    assert data_free(DATA_FREE) and not data_free(["weight_l1", "combined"])
+    model = make_model()
+    r = data_free_importance(model, model_path="m.pt")
+    assert r.criteria == DATA_FREE and "statistics" not in r.timings
+    assert r.calibration.image_ids == () and r.model["sha256"] == weights_digest(model)
+
+
+def _filter_norm_mean(model: OS2DModel, unit, p: int) -> np.ndarray:
+    """The classic filter-norm baseline: each producer's per-filter norm in float32, averaged over producers."""
+    total = np.zeros(unit.channels)
+    for name in unit.producers:
+        w = model.get_submodule(name).weight.detach().float().flatten(1)
+        total += (w.abs().sum(1) if p == 1 else w.pow(2).sum(1).sqrt()).numpy()
+    return total / len(unit.producers)
+
+
+@pytest.mark.parametrize("criterion,p", [("weight_l1", 1), ("weight_l2", 2)])
+def test_summed_filter_norms_keep_what_their_mean_keeps(criterion, p):
+    """Summing over producers (our criteria) and averaging (the usual baseline) differ by a positive factor
+    per unit: every plan keeps the same channels."""
+    model = make_model(seed=2)
+    units = find_units(model)
+    ours = data_free_importance(model, [criterion], units=units)
+    mean = {u.name: _filter_norm_mean(model, u, p) for u in units}
+    for u in units:
+        np.testing.assert_allclose(ours.score(criterion, u.name), mean[u.name] * len(u.producers), rtol=1e-12)
+    baseline = type("Scores", (), {"criteria": (criterion,), "scores": {criterion: mean}})
+    for ratio in (0.1, 0.3, 0.5, 0.9):
+        for plan in (PruningPlan(ratio=ratio, criterion=criterion), PruningPlan(ratio=ratio, criterion=criterion,
+                                                                              min_channels=1, round_to=8)):
+            a, b = resolve(plan, units, ours).indices, resolve(plan, units, baseline).indices
+            assert all(np.array_equal(a[k], b[k]) for k in a), plan
+
+
+def test_importance_for_plan_prefers_a_computed_result_and_falls_back_to_the_weights():
+    model = make_model()
+    computed = data_free_importance(model, ["bn_gamma"])
+    assert importance_for_plan("bn_gamma", computed, model) is computed
+    for importance in (None, computed):
+        fallback = importance_for_plan("weight_l2", importance, model)
+        assert fallback.criteria == ("weight_l2",)
+    with pytest.raises(PlanError, match="criterion 'combined' needs an importance result .*weight_l1 / weight_l2"):
+        importance_for_plan("combined", computed, model)

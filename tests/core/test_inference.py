@@ -5,11 +5,12 @@ import torch
 from torch import nn
 
 from core.detect import Detector
+from core.importance.result import data_free_importance
 from core.model.checkpoint import load_model
 from core.model.inference import fold_batch_norms, inference_model
 from core.model.os2d import OS2DModel
 from core.prune.job import prune
-from core.prune.plan import PruningPlan, weight_magnitude_importance
+from core.prune.plan import PruningPlan
 from test_pruning import _small
 
 
@@ -65,7 +66,7 @@ def test_fold_counts_and_skips_bn_that_follows_no_conv():
 
 def test_pruned_model_folds_and_matches():
     m = _random_model()
-    pruned = prune(m, PruningPlan(ratio=0.5, criterion="weight_l1"), weight_magnitude_importance(m)).model
+    pruned = prune(m, PruningPlan(ratio=0.5, criterion="weight_l1"), data_free_importance(m, ["weight_l1"])).model
     ref = _outputs(pruned)
     torch.testing.assert_close(_outputs(inference_model(pruned), channels_last=True).cls, ref.cls, rtol=1e-4, atol=1e-4)
 

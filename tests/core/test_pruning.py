@@ -10,12 +10,13 @@ from torch import nn
 
 from core.errors import InputError
 from core.eval.profile import compare_profiles, count_macs_by_hooks, profile_model
+from core.importance.result import data_free_importance
 from core.jobs import CancelToken, Cancelled
 from core.model.checkpoint import CheckpointError, file_sha256, load_model, save_model
 from core.model.os2d import ModelConfig, OS2DModel
 from core.prune.job import prune, save_pruned
 from core.prune.plan import (
-    PlanCostModel, PlanError, PruningPlan, keep_count, plan_counts, resolve, weight_magnitude_importance,
+    PlanCostModel, PlanError, PruningPlan, keep_count, plan_counts, resolve,
 )
 from core.prune.surgery import SurgeryError, consistency_problems, prune_model
 from core.prune.units import find_units
@@ -68,7 +69,7 @@ def _importance(m: OS2DModel, seed: int = 0) -> FakeImportance:
     units = find_units(m)
     return FakeImportance(("random", "weight_l1"),
                           {"random": {u.name: rng.random(u.channels) for u in units},
-                           "weight_l1": weight_magnitude_importance(m, units).scores["weight_l1"]})
+                           "weight_l1": data_free_importance(m, ["weight_l1"], units=units).scores["weight_l1"]})
 
 
 PLANS = [
@@ -164,7 +165,7 @@ def test_predicted_parameters_and_macs_are_exact(model, plan):
 def test_predicted_parameters_exact_for_resnet50():
     m = OS2DModel(ModelConfig(backbone="resnet50"))
     plan = PruningPlan(ratio=0.3, group_ratios={"stem": 0.5, "layer3": 0.4}, round_to=8)
-    res = prune(m, plan, weight_magnitude_importance(m))
+    res = prune(m, plan, data_free_importance(m, ["weight_l1"]))
     assert res.predicted.parameters == res.model.num_parameters()
     assert consistency_problems(res.model) == []
 
