@@ -208,7 +208,6 @@ class DetectionView(QWidget):
         s = self.session
         for pane in self.panes.values():
             pane.set_image(s.target_image)
-        self.pane_area.set_image_size(s.target_image.shape[:2] if s.target_image is not None else None)
         if s.target_path and s.target_image is not None:
             h, w = s.target_image.shape[:2]
             self.target_label.setText(f"{Path(s.target_path).name} ({w}×{h})")
@@ -251,7 +250,7 @@ class DetectionView(QWidget):
         for name, pane in self.panes.items():
             pane.setVisible(name in variants)
         self.panes["pruned"].link(self.panes["original"] if len(variants) > 1 else None)
-        self.pane_area.set_image_size(self.pane_area.image_hw)
+        self.pane_area.arrange()
         self.panes["original"].title.setVisible(len(variants) > 1 or variants != ["original"])
         ds = self.session.detection_settings
         for variant, pane in self.panes.items():

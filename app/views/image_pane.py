@@ -238,17 +238,13 @@ class PaneArea(QWidget):
         self.box.setContentsMargins(0, 0, 0, 0)
         for pane in self.panes:
             self.box.addWidget(pane, 1)
-        self.image_hw: tuple[int, int] | None = None
-
-    def set_image_size(self, hw: tuple[int, int] | None) -> None:
-        self.image_hw = hw
-        self._arrange()
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().resizeEvent(event)
-        self._arrange()
+        self.arrange()
 
-    def _arrange(self) -> None:
+    def arrange(self) -> None:
+        """Lay the shown panes out for the area's width (also after a pane is shown or hidden)."""
         if sum(not p.isHidden() for p in self.panes) < 2:
             return
         direction = (QBoxLayout.Direction.TopToBottom if self.width() < self.narrow_px

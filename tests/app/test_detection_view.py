@@ -178,10 +178,10 @@ def test_original_and_pruned_side_by_side(ready, wait_idle, tiny_model_path, tmp
 
     area = view.pane_area
     area.resize(area.narrow_px + 200, 600)  # left | right, whatever the image's shape
-    area.set_image_size((100, 1000))
+    area.arrange()
     assert area.box.direction() == QBoxLayout.Direction.LeftToRight
     area.resize(area.narrow_px - 100, 600)  # one above the other only when too narrow for two columns
-    area.set_image_size((100, 1000))
+    area.arrange()
     assert area.box.direction() == QBoxLayout.Direction.TopToBottom
     view.compare.setCurrentText("pruned")
     assert not view.panes["original"].isVisible() and view.panes["pruned"].isVisible()
