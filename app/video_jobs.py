@@ -15,13 +15,9 @@ No Qt here: the jobs run in the worker (`app.worker`) and in tests alike.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
-import threading
-import weakref
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -30,7 +26,7 @@ import numpy as np
 
 from core.compare import CompareResult, FrameResult, compare, compare_video
 from core.data.video import CAMERA_PREFIX, FrameSource, VideoError, open_source
-from core.detect import ClassBank, Detections, Detector
+from core.detect import CachingDetector, ClassBankCache, Detections
 from core.errors import InputError
 from core.io import give_new_file_mode
 from core.jobs import CancelToken, Progress, no_progress
@@ -112,24 +108,12 @@ class _NoModel:
                           0.0)
 
 
-class ClassFeatureCache:
-    """Class features kept between the Video tab's jobs, per model and set of class images.
-
-    Why: Step and Seek are one-frame jobs, and computing the class features of both models again each
-    time costs more than the frame itself (measured here: 3.5 s of a 5.2 s step with four class images on
-    a busy CPU). Entries hold their model weakly, so a replaced model's features are never reused; a
-    few recent entries are kept. Used from the worker thread (one job at a time), locked anyway.
-    """
-
-    def __init__(self, size: int = 4) -> None:
-        self.size = size
-        self.hits = 0
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[tuple, tuple[weakref.ref, ClassBank]] = OrderedDict()
+class ClassFeatureCache(ClassBankCache):
+    """Core's class-feature cache, and detectors that use it on any runtime (exported on first use)."""
 
     def detector(self, loaded: LoadedModel, device: str | None = None, target_size: float | None = None, *,
                  runtime: str = "torch:fp32", role: str = "", progress: Progress = no_progress,
-                 cancel: CancelToken | None = None) -> "CachingDetector":
+                 cancel: CancelToken | None = None) -> CachingDetector:
         """A detector of `loaded` on `runtime` ("backend:precision"; exported on first use)."""
         from app.jobs import open_detector
 
@@ -138,54 +122,6 @@ class ClassFeatureCache:
                             detector_cls=CachingDetector, cache=self, progress=progress, cancel=cancel)
         det.name = Path(loaded.path).name if loaded.path else ""
         return det
-
-    def get(self, key: tuple, model: Any) -> ClassBank | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0]() is not model:
-                return None
-            self._entries.move_to_end(key)
-            self.hits += 1
-            return entry[1]
-
-    def put(self, key: tuple, model: Any, bank: ClassBank) -> None:
-        with self._lock:
-            self._entries[key] = (weakref.ref(model), bank)
-            while len(self._entries) > self.size:
-                self._entries.popitem(last=False)
-
-
-def _class_key(class_images: Sequence[ClassImage]) -> tuple:
-    key = []
-    for c in class_images:
-        if isinstance(c, np.ndarray):
-            key.append((c.shape, hashlib.blake2b(np.ascontiguousarray(c).tobytes(), digest_size=16).hexdigest()))
-        else:
-            key.append(str(c))
-    return tuple(key)
-
-
-class CachingDetector(Detector):
-    """A core Detector whose `prepare_classes` goes through a ClassFeatureCache (`core.compare` takes any
-    object with `prepare_classes` and `detect`)."""
-
-    name = ""
-
-    def __init__(self, model: Any, device: str | None = None, *, target_size: float | None = None,
-                 cache: ClassFeatureCache, **runtime: Any) -> None:
-        super().__init__(model, device, target_size=target_size, **runtime)
-        self.cache = cache
-
-    def prepare_classes(self, class_images: Sequence[ClassImage], class_ids: Sequence[int] | None = None,
-                        names: Sequence[str] | None = None) -> ClassBank:
-        # features differ (slightly) between runtimes: the runtime is part of the key
-        key = (id(self.model), str(self.device), self.backend, self.precision, _class_key(class_images),
-               tuple(class_ids) if class_ids is not None else None, tuple(names) if names is not None else None)
-        bank = self.cache.get(key, self.model)
-        if bank is None:
-            bank = super().prepare_classes(class_images, class_ids, names)
-            self.cache.put(key, self.model, bank)
-        return bank
 
 
 def render_frame(frame: FrameResult, names: Sequence[str], compared: bool) -> tuple[np.ndarray, np.ndarray | None]:
