@@ -1,9 +1,9 @@
 """The pruning workbench's jobs: importance, prune, save, fine-tune, evaluate, sensitivity analysis.
 
 Each is a plain function `fn(..., progress, cancel) -> result` over public `core` calls, in the order the
-CLI runs them (`os2d-studio importance / prune / finetune / eval / profile`), so the GUI shows what the
-CLI computes. No Qt here: they run in the worker (`app.worker`) and in tests alike. The result records
-(`Evaluation`, `SensitivityResult`) are frozen and serialize to JSON for the project file.
+CLI runs them (`os2d-studio importance / prune / finetune / eval / profile / sensitivity`), so the GUI shows
+what the CLI computes. No Qt here: they run in the worker (`app.worker`) and in tests alike. The result
+records (`Evaluation`, core's `SensitivityResult`) are frozen and serialize to JSON for the project file.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from core.detect import Detector
 from core.errors import InputError, StepMissing
 from core.jobs import CancelToken, Phases, Progress, no_progress
 from core.model.checkpoint import LoadedModel, file_sha256, load_model, save_model
-from core.prune.plan import GROUPS, PlanError, PruningPlan, weight_magnitude_importance
+from core.prune.plan import PlanError, PruningPlan, weight_magnitude_importance
+from core.prune.sensitivity import (SENSITIVITY_RATIOS, SensitivityConfig, SensitivityPoint, SensitivityResult,
+                                    sensitivity, sensitivity_groups)
 from core.prune.units import Unit
 
 DATA_FREE = ("weight_l1", "weight_l2")  # criteria the prune job can compute from the weights alone
-SENSITIVITY_RATIOS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
 
 Report = Callable[[Any], None]
 
@@ -268,117 +269,15 @@ def evaluate_job(models: Mapping[str, LoadedModel], dataset: str, *, max_images:
 
 
 # -- sensitivity ------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class SensitivityPoint:
-    group: str  # "" for the unpruned baseline
-    ratio: float
-    map: float
-    parameters: int
-    size_mb: float
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class SensitivityResult:
-    """mAP when one group at a time is pruned at each ratio (the others kept whole)."""
-
-    criterion: str
-    ratios: tuple[float, ...]
-    groups: tuple[str, ...]
-    images: int
-    dataset: str
-    points: tuple[SensitivityPoint, ...] = ()
-    complete: bool = False
-
-    @property
-    def baseline(self) -> SensitivityPoint | None:
-        return next((p for p in self.points if not p.group), None)
-
-    def curve(self, group: str) -> tuple[list[float], list[float]]:
-        """Ratios and mAPs of one group, starting at the baseline (ratio 0)."""
-        pts = [p for p in self.points if p.group == group]
-        base = self.baseline
-        xs = ([0.0] if base else []) + [p.ratio for p in pts]
-        ys = ([base.map] if base else []) + [p.map for p in pts]
-        return xs, ys
-
-    def with_point(self, point: SensitivityPoint) -> "SensitivityResult":
-        return replace(self, points=self.points + (point,))
-
-    def to_json(self) -> dict:
-        return {"criterion": self.criterion, "ratios": list(self.ratios), "groups": list(self.groups),
-                "images": self.images, "dataset": self.dataset, "complete": self.complete,
-                "points": [p.to_json() for p in self.points]}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "SensitivityResult":
-        return cls(str(data["criterion"]), tuple(float(r) for r in data["ratios"]), tuple(data["groups"]),
-                   int(data["images"]), str(data["dataset"]),
-                   tuple(SensitivityPoint(**p) for p in data.get("points", ())), bool(data.get("complete", False)))
-
-
-def sensitivity_groups(units: Sequence[Unit], plan: PruningPlan) -> tuple[str, ...]:
-    """The groups of this model that a plan can prune (ResNet-18/34 have no separate stem unit)."""
-    present = {u.group for u in units if not plan.excludes(u)}
-    return tuple(g for g in GROUPS if g in present)
-
-
 def sensitivity_job(loaded: LoadedModel, units: Sequence[Unit], importance: Any, base: PruningPlan, dataset: str, *,
                     ratios: Sequence[float] = SENSITIVITY_RATIOS, groups: Sequence[str] | None = None,
                     max_images: int = 10, split: str = "val", progress: Progress = no_progress,
                     cancel: CancelToken | None = None, report: Report | None = None) -> SensitivityResult:
-    """For each group, prune only that group at each ratio with the plan's criterion and settings, and
-    measure mAP@0.5 on the same `max_images` images; every point goes to `report` as it is measured."""
-    from core.data.grozi import open_dataset
-    from core.eval.evaluate import EvalConfig, evaluate
-    from core.prune.job import prune
-
-    cancel = cancel or CancelToken()
-    groups = tuple(groups) if groups is not None else sensitivity_groups(units, base)
-    ratios = tuple(float(r) for r in ratios)
-    if not groups or not ratios:
-        raise StepMissing("sensitivity analysis needs at least one group and one ratio")
-    ds = open_dataset(dataset, split)
-    scores = prune_importance(base, importance, loaded.model)
-    scale = loaded.scale(ds)
-    cfg = EvalConfig(max_images=int(max_images))
-    result = SensitivityResult(base.criterion, ratios, groups, int(max_images), ds.name)
-    total = 1 + len(groups) * len(ratios)
-
-    def measure(model, step: int, what: str) -> float:
-        label = f"point {step + 1} of {total}: {what}"  # one bar over all points; counts points, not ids
-
-        def sub(done: int, n: int, message: str = "") -> None:
-            text = f"{label} — {message}" if message else label
-            progress(step * 100 + (100 * done) // max(n, 1), total * 100, text)
-
-        return float(evaluate(Detector(model, target_size=scale), ds, split=split, config=cfg, progress=sub,
-                              cancel=cancel).map)
-
-    neutral = dict(ratio=0.0, group_ratios={}, unit_ratios={})
-    base_map = measure(loaded.model, 0, "unpruned baseline")
-    n0 = loaded.model.num_parameters()
-    point = SensitivityPoint("", 0.0, base_map, n0, n0 * 4 / 1e6)
-    result = result.with_point(point)
-    if report is not None:
-        report(point)
-    step = 1
-    for g in groups:
-        for r in ratios:
-            cancel.raise_if_cancelled()
-            plan = base.with_changes(**{**neutral, "group_ratios": {g: r}})
-            pruned = prune(loaded.model, plan, scores, cancel=cancel)
-            m = measure(pruned.model, step, f"{g} at {r:.0%}")
-            point = SensitivityPoint(g, r, m, pruned.measured_parameters, pruned.measured_size_mb)
-            del pruned
-            result = result.with_point(point)
-            if report is not None:
-                report(point)
-            step += 1
-    progress(total * 100, total * 100, f"{total} points measured")
-    return replace(result, complete=True)
+    """`core.prune.sensitivity` (`os2d-studio sensitivity`) with the importance the plan's criterion reads."""
+    config = SensitivityConfig(str(dataset), tuple(float(r) for r in ratios),
+                               tuple(groups) if groups is not None else None, int(max_images), split)
+    return sensitivity(loaded, base, prune_importance(base, importance, loaded.model), config, units=units,
+                       progress=progress, cancel=cancel, report=report)
 
 
 __all__ = ["DATA_FREE", "Evaluation", "FinetuneOutcome", "PruneOutcome", "SENSITIVITY_RATIOS", "SensitivityPoint",

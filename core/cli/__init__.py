@@ -18,8 +18,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="os2d-studio", description="OS2D one-shot detection, importance, pruning.")
     sub = p.add_subparsers(dest="command", required=True)
     for add in (detection.add_detect, measure.add_info, data.add_synth, measure.add_eval, training.add_train,
-                pruning.add_importance, pruning.add_prune, training.add_finetune, training.add_prune_stages,
-                measure.add_profile, deploy.add_export, deploy.add_quantize, detection.add_compare):
+                pruning.add_importance, pruning.add_prune, pruning.add_sensitivity, training.add_finetune,
+                training.add_prune_stages, measure.add_profile, deploy.add_export, deploy.add_quantize,
+                detection.add_compare):
         add(sub)
     return p
 

@@ -1,4 +1,4 @@
-"""Ranking and removing channels: `importance`, `prune`."""
+"""Ranking and removing channels: `importance`, `prune`, and `sensitivity` (which groups tolerate it)."""
 
 from __future__ import annotations
 
@@ -89,3 +89,60 @@ def add_prune(sub) -> None:
     pr.add_argument("--criterion", help="which importance ranks the channels (default: the plan's, or weight_l1)")
     pr.add_argument("--out", required=True, help="output file (never overwrites an existing file)")
     pr.set_defaults(func=cmd_prune)
+
+
+# -- sensitivity -----------------------------------------------------------------------------------
+def cmd_sensitivity(args) -> int:
+    import json
+
+    from core.importance.criteria import DATA_FREE
+    from core.importance.result import ImportanceResult, importance_for_plan
+    from core.io import atomic_write_text
+    from core.prune.plan import PruningPlan
+    from core.prune.sensitivity import SENSITIVITY_RATIOS, SensitivityConfig, sensitivity
+
+    plan = PruningPlan.load(args.plan) if args.plan else PruningPlan()  # before the model: reported at once
+    if args.criterion:
+        plan = plan.with_changes(criterion=args.criterion)
+    importance = ImportanceResult.load(args.importance) if args.importance else None
+    if importance is None and plan.criterion not in DATA_FREE:
+        raise InputError(args.plan if args.plan and not args.criterion else "--criterion",
+                         f"criterion '{plan.criterion}' needs --importance FILE (from `os2d-studio importance`)")
+    loaded = open_model(args.model)
+    importance = importance_for_plan(plan.criterion, importance, loaded.model)
+    cfg = SensitivityConfig(args.dataset, tuple(args.ratios or SENSITIVITY_RATIOS),
+                            tuple(args.groups) if args.groups else None, args.images, args.split, args.device)
+    res = sensitivity(loaded, plan, importance, cfg, progress=ConsoleProgress("sensitivity"))
+    base = res.baseline
+    print(f"mAP@0.5 on at most {res.images} images of {res.dataset}, each group pruned alone "
+          f"with {res.criterion}")
+    print(f"{'group':<10}{'0%':>8}" + "".join(f"{r:>8.0%}" for r in res.ratios))
+    for g in res.groups:
+        print(f"{g:<10}" + "".join(f"{m:8.4f}" for m in res.curve(g)[1]))
+    print(f"unpruned: {base.parameters:,} parameters, {base.size_mb:.2f} MB fp32")
+    if args.json:
+        d = res.to_json()
+        d["model"] = loaded.path
+        atomic_write_text(args.json, json.dumps(d, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def add_sensitivity(sub) -> None:
+    se = sub.add_parser("sensitivity", help="mAP when one group alone is pruned at each ratio (which parts "
+                                            "tolerate pruning)")
+    se.add_argument("--model", help="model (default: the embedded default model)")
+    se.add_argument("--dataset", required=True, help="dataset folder or grozi:PATH")
+    se.add_argument("--split", default="val")
+    se.add_argument("--ratios", type=float, nargs="+",
+                    help="ratios of channels to remove, each measured per group (default: 0.1 0.2 ... 0.7)")
+    se.add_argument("--groups", nargs="+", help="groups to prune one at a time (default: every group the plan "
+                                                "can prune: stem layer1 layer2 layer3 transform)")
+    se.add_argument("--images", type=positive_int, default=10, help="images of --split each point is measured on")
+    se.add_argument("--plan", help="plan.json whose settings (criterion, min_channels, round_to, switches) "
+                                   "every point keeps; its ratios are ignored")
+    se.add_argument("--criterion", help="which importance ranks the channels (default: the plan's, or weight_l1)")
+    se.add_argument("--importance", help="importance file from `os2d-studio importance` (.npz/.json)")
+    se.add_argument("--device", default="auto")
+    se.add_argument("--json", help="write every measured point here")
+    se.set_defaults(func=cmd_sensitivity)
