@@ -17,7 +17,8 @@ from PySide6.QtCore import QObject
 from app.dialogs import MODEL_FILTER, PROJECT_FILTER, Dialogs
 from app.folders import save_folder
 from app.jobs import ModelLoad, load_model_job
-from app.state import PROJECT_SUFFIX, ClassImageSpec, ProjectError, Session
+from app.project import PROJECT_SUFFIX, ClassImageSpec, ProjectError
+from app.state import Session
 from app.worker import JobRunner
 from core.resources import default_model_path
 

@@ -15,7 +15,8 @@ from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QTabWidget
 from app import __version__
 from app.controller import AppController
 from app.dialogs import Dialogs
-from app.state import RecentFiles, Session
+from app.recent import RecentFiles
+from app.state import Session
 from app.views.detection_view import DetectionView
 from app.views.importance_view import ImportanceView
 from app.views.job_status import JobStatusWidget

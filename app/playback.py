@@ -16,7 +16,8 @@ from typing import Callable
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from app.dialogs import Dialogs
-from app.state import ClassImageSpec, Session
+from app.project import ClassImageSpec
+from app.state import Session
 from app.transport import PlaybackRequest, Transport, Verdict, play_start, seek_index
 from app.video_jobs import (ClassFeatureCache, VideoFrame, VideoInfo, VideoRun, export_job, probe_video,
                             side_title, video_job)

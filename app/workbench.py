@@ -21,7 +21,8 @@ from app.folders import save_folder
 from app.pruning_jobs import (SENSITIVITY_RATIOS, FinetuneOutcome, PruneOutcome, SensitivityResult, evaluate_job,
                               finetune_job, importance_job, load_importance_job, prune_job, save_pruned_job,
                               sensitivity_groups, sensitivity_job)
-from app.state import Session, project_stem
+from app.project import project_stem
+from app.state import Session
 from app.worker import JobRunner
 
 log = logging.getLogger(__name__)

@@ -20,7 +20,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QListW
                                QVBoxLayout, QWidget)
 
 from app.dialogs import IMAGE_FILTER, Dialogs
-from app.state import ClassImageSpec, Session
+from app.project import ClassImageSpec
+from app.state import Session
 
 THUMB = 56
 

@@ -19,7 +19,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QFormLayout, QGroupBox, QSpinBox, QWidget
 from superqt import QLabeledDoubleSlider
 
-from app.state import COMPARE_MODES, RUNTIME_LABELS, RUNTIMES, Session
+from app.project import COMPARE_MODES, RUNTIME_LABELS, RUNTIMES
+from app.state import Session
 
 log = logging.getLogger(__name__)
 NO_INT8 = "no int8 model of this model yet: Pruning tab → Quantize int8 makes one"

@@ -19,7 +19,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QGroupBox, QHBoxLayout, QHeade
 from app.controller import AppController
 from app.dialogs import IMAGE_FILTER
 from app.jobs import detect_job
-from app.state import RUNTIME_LABELS, ClassImageSpec, Session
+from app.project import RUNTIME_LABELS, ClassImageSpec
+from app.state import Session
 from app.views.class_images import ClassImageList
 from app.views.detection_settings import DetectionSettingsBox
 from app.views.image_pane import ImagePane, PaneArea

@@ -20,7 +20,8 @@ from app.controller import AppController
 from app.dialogs import PNG_FILTER, VIDEO_FILTER, VIDEO_OUT_FILTER
 from app.folders import save_folder
 from app.playback import PlaybackController
-from app.state import RUNTIME_LABELS, Session
+from app.project import RUNTIME_LABELS
+from app.state import Session
 from app.video_jobs import VideoFrame, save_snapshot, side_title, snapshot_image
 from app.video_text import agreement_text, export_text, side_text
 from app.views.class_images import ClassImageList

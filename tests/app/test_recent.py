@@ -1,9 +1,12 @@
-"""The Recent menus: a missing file stays listed, greyed with "(missing)"; a damaged one stays listed and
-opening it shows the loader's message in the error dialog."""
+"""Recent files: newest first, persisted, a missing file kept. The Recent menus: a missing file stays listed,
+greyed with "(missing)"; a damaged one stays listed and opening it shows the loader's message in the error dialog."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
+
+from app.recent import RecentFiles
 
 
 def _entries(menu) -> dict[str, object]:
@@ -49,3 +52,21 @@ def test_missing_and_damaged_models_stay_in_recent(window, wait_idle, message_bo
     entries["gone.pt"].trigger()
     wait_idle(window)
     assert window.session.model is not None and recent.paths()[0] == str(gone.resolve())
+
+
+def test_recent_files_newest_first_missing_ones_kept(tmp_path):
+    settings = QSettings(str(tmp_path / "r.ini"), QSettings.Format.IniFormat)
+    recent = RecentFiles(settings, "recent/models", limit=3)
+    files = []
+    for i in range(5):
+        f = tmp_path / f"m{i}.pt"
+        f.touch()
+        files.append(f)
+        recent.add(f)
+    recent.add(files[3])
+    assert recent.paths() == [str(files[3]), str(files[4]), str(files[2])]
+    files[4].unlink()  # stays listed (the menus mark it), never dropped without a word
+    assert recent.paths() == [str(files[3]), str(files[4]), str(files[2])]
+    assert RecentFiles.missing(str(files[4])) and not RecentFiles.missing(str(files[3]))
+    again = RecentFiles(QSettings(str(tmp_path / "r.ini"), QSettings.Format.IniFormat), "recent/models")
+    assert again.paths() == recent.paths()  # persisted

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
-from app.state import PROJECT_FORMAT, ClassImageSpec, Project, ProjectError, RecentFiles, Session
+from app.image_cache import ImageCache
+from app.project import PROJECT_FORMAT, ClassImageSpec, ImportanceRef, Metrics, Project, ProjectError, read_project
+from app.pruning_jobs import Evaluation
+from app.state import Session
 from core.prune.plan import PruningPlan
 
 
@@ -17,15 +22,89 @@ def session(tmp_path) -> Session:
     return Session(QSettings(str(tmp_path / "s.ini"), QSettings.Format.IniFormat))
 
 
-def test_project_json_round_trip_keeps_unknown_sections(tmp_path):
+def test_project_json_round_trip(tmp_path):
     classes = (ClassImageSpec("cup", str(tmp_path / "cup.png")),
                ClassImageSpec("crop 1", str(tmp_path / "t.png"), (1, 2, 30, 40)))
+    evaluation = Evaluation("original", "a.pt", "ResNet-18", 10, 20, 1.5, 3.25, 0.5, 4, "ds", "val", 1.0)
     p = Project("/m/a.pt", None, str(tmp_path / "t.png"), classes,
-                extra={"future": {"ratios": {"net_feature_maps.layer3.0.conv1": 0.5}}})
+                plan=PruningPlan(ratio=0.2, unit_ratios={"net_feature_maps.layer3.0.conv1": 0.3}),
+                importance=ImportanceRef(("weight_l1",), 2, {"dataset": "d"}, "0" * 64, str(tmp_path / "p.importance.json")),
+                metrics=Metrics((evaluation,), None, ({"iteration": 1, "loss": 0.5},), {"iterations": 1}),
+                dataset=str(tmp_path / "data"), unknown_sections={"future": {"ratios": [0.5]}})
     data = json.loads(json.dumps(p.to_json(tmp_path)))
     assert data["format"] == PROJECT_FORMAT and data["detection"]["target"] == "t.png"  # relative inside the folder
     assert data["model"] == "/m/a.pt"  # absolute outside it
+    assert data["dataset"] == "data" and data["importance"]["file"] == "p.importance.json"
+    assert data["future"] == {"ratios": [0.5]}  # a later version's section is written back as it was
     assert Project.from_json(data, tmp_path) == p
+    spec = replace(p, dataset="grozi:data/grozi")  # a dataset spec stays as typed
+    assert Project.from_json(spec.to_json(tmp_path), tmp_path).dataset == "grozi:data/grozi"
+
+
+# written by an earlier os2d-studio: every file it wrote must keep opening, its checksum verified
+EARLIER_PROJECT = {
+    "format": "os2d-studio-project", "version": 1, "model": None, "pruned_model": None,
+    "detection": {"target": None, "class_images": [], "score_threshold": 0.3, "nms_iou_threshold": 0.3,
+                  "max_shown": 50, "compare": "original", "pruned_score_threshold": 0.5,
+                  "video_uses_detection_classes": False, "original_runtime": "torch:fp32",
+                  "pruned_runtime": "openvino:int8"},
+    "future": {"k": 1},
+    "plan": {"format": "os2d-studio-plan", "version": 1, "ratio": 0.2, "group_ratios": {},
+             "unit_ratios": {"net_feature_maps.layer3.0.conv1": 0.3}, "min_channels": 8, "round_to": 1,
+             "criterion": "weight_l1", "prune_trunk_output": True, "prune_head": True},
+    "metrics": {"evaluations": [{"role": "original", "model": "a.pt", "description": "ResNet-18", "parameters": 10,
+                                 "macs": 20, "size_mb": 1.5, "latency_ms": 3.25, "map": 0.5, "images": 4,
+                                 "dataset": "ds", "split": "val", "seconds": 1.0, "when": 2.0,
+                                 "score_threshold": None}],
+                "sensitivity": None, "finetune": {"log": [], "summary": None}},
+    "dataset": "grozi:/data/grozi",
+    "content_sha256": "7454e20c64f09a44f7a5f919b4ba9f80f29d9ab59ee57f3bc4bf457a5e55a17d",
+}
+
+
+def test_a_project_written_earlier_opens_and_is_written_back_the_same(session, tmp_path):
+    path = tmp_path / "p.os2d.json"
+    path.write_text(json.dumps(EARLIER_PROJECT, indent=1))
+    project = read_project(path)
+    assert project.detection.pruned_runtime == "openvino:int8" and project.dataset == "grozi:/data/grozi"
+    assert project.plan.ratio == 0.2 and project.metrics.evaluations[0].map == 0.5 and not project.problems
+    session.open_project(path)
+    assert session.plan == project.plan and session.dataset_path == "grozi:/data/grozi" and not session.dirty
+    again = session.save_project(tmp_path / "again.os2d.json")
+    assert json.loads(again.read_text()) == EARLIER_PROJECT  # same content, same checksum
+
+
+def test_damaged_sections_are_problems_and_the_rest_opens(tmp_path):
+    data = json.loads(json.dumps(EARLIER_PROJECT))
+    data["plan"]["ratio"] = 7
+    data["metrics"]["sensitivity"] = {"criterion": "weight_l1"}  # evaluations before it are kept
+    project = Project.from_json(data, tmp_path)
+    assert project.plan == PruningPlan() and len(project.metrics.evaluations) == 1
+    assert [p.split(":")[0] for p in project.problems] == ["plan", "metrics section"]
+    assert project.detection.score_threshold == 0.3
+
+
+def test_image_cache_keeps_the_most_recently_used(scene, tmp_path, monkeypatch):
+    import app.image_cache
+
+    decoded = []
+    real = app.image_cache.load_image
+    monkeypatch.setattr(app.image_cache, "load_image", lambda p: decoded.append(p) or real(p))
+    paths = [str(tmp_path / f"{i}.png") for i in range(3)]
+    for p in paths:
+        Path(p).write_bytes(scene[0].read_bytes())
+    cache = ImageCache(capacity=2)
+    first = cache.get(paths[0])
+    assert cache.get(paths[0]) is first and decoded == paths[:1]  # decoded once
+    cache.get(paths[1])
+    cache.get(paths[0])  # used again: now the newest
+    cache.get(paths[2])  # drops paths[1], the least recently used
+    assert cache.get(paths[0]) is first and decoded == paths
+    cache.get(paths[1])
+    assert decoded == paths + paths[1:2]
+    assert cache.region(paths[0], (1, 2, 11, 7)).shape == (5, 10, 3)
+    with pytest.raises(ValueError, match="file not found"):
+        cache.get(tmp_path / "gone.png")
 
 
 @pytest.mark.parametrize("payload, problem", [
@@ -132,24 +211,6 @@ def test_close_asks_about_unsaved_changes(window, scene, message_boxes):
     assert window.isVisible() and message_boxes[-1]["title"] == "Unsaved changes"
     message_boxes.answer = QMessageBox.StandardButton.Discard
     assert window.close()
-
-
-def test_recent_files_newest_first_missing_ones_kept(tmp_path):
-    settings = QSettings(str(tmp_path / "r.ini"), QSettings.Format.IniFormat)
-    recent = RecentFiles(settings, "recent/models", limit=3)
-    files = []
-    for i in range(5):
-        f = tmp_path / f"m{i}.pt"
-        f.touch()
-        files.append(f)
-        recent.add(f)
-    recent.add(files[3])
-    assert recent.paths() == [str(files[3]), str(files[4]), str(files[2])]
-    files[4].unlink()  # stays listed (the menus mark it), never dropped without a word
-    assert recent.paths() == [str(files[3]), str(files[4]), str(files[2])]
-    assert RecentFiles.missing(str(files[4])) and not RecentFiles.missing(str(files[3]))
-    again = RecentFiles(QSettings(str(tmp_path / "r.ini"), QSettings.Format.IniFormat), "recent/models")
-    assert again.paths() == recent.paths()  # persisted
 
 
 def test_a_saved_project_records_a_checksum_that_opening_verifies(session, tmp_path):
