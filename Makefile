@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.setup-done
 
-.PHONY: setup run test test-package package lint bench clean-venv
+.PHONY: setup run test test-slow test-package package lint bench clean-venv
 
 $(STAMP): pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh
@@ -25,6 +25,11 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 	$(VENV)/bin/lint-imports
 
+# What `make test` leaves out: the self-test, torchrun and ResNet-50 tests (CI runs both). The packaged
+# executable's test is `make test-package`.
+test-slow: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "slow and not package"
+
 # The one-folder executable for lab demos (packaging/os2d-studio.spec → dist/os2d-studio/; README
 # "Packaged executable"). PyInstaller goes into .venv only here, pinned; intermediates in build/pyinstaller.
 PYINSTALLER_VERSION ?= 6.22.3
@@ -41,9 +46,9 @@ package: $(PYINSTALLER_STAMP)
 	@du -sh $(PACKAGE_DIR)
 	@echo "built $(PACKAGE_DIR)/os2d-studio (try: QT_QPA_PLATFORM=offscreen $(PACKAGE_DIR)/os2d-studio --self-test)"
 
-# Builds the package, then runs the slow test that runs the built executable's --self-test.
+# Builds the package, then runs the test that runs the built executable's --self-test.
 test-package: package
-	PACKAGE_DIR=$(PACKAGE_DIR) QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m slow tests/test_package.py
+	PACKAGE_DIR=$(PACKAGE_DIR) QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m package tests/test_package.py
 
 clean-venv:
 	rm -rf $(VENV)

@@ -1,7 +1,8 @@
 """The packaged one-folder executable (packaging/os2d-studio.spec): built, then its `--self-test` run offscreen.
 
-Slow (a build takes minutes and several GB): `make test-package` builds into dist/ and runs this with
-PACKAGE_DIR=dist/os2d-studio; without PACKAGE_DIR the test builds into a temporary folder itself.
+Marked `package` (a build takes minutes and several GB), so neither `make test` nor `make test-slow` runs it:
+`make test-package` builds into dist/ and runs this with PACKAGE_DIR=dist/os2d-studio; without PACKAGE_DIR
+the test builds into a temporary folder itself.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ EXE = NAME + (".exe" if sys.platform == "win32" else "")
 # what must not be in the bundle: tests, development tools, the Triton compiler
 NOT_BUNDLED = ("triton", "pytest", "_pytest", "pytestqt", "importlinter", "grimp", "IPython", "tkinter", "tests")
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(3600)]
+pytestmark = [pytest.mark.slow, pytest.mark.package, pytest.mark.timeout(3600)]
 
 
 @pytest.fixture(scope="module")

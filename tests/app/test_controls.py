@@ -53,6 +53,7 @@ def test_ratio_sliders_have_a_usable_track_at_1280(qtbot, loaded):
     assert 0.0 <= loaded.session.plan.ratio <= 7 * MAX_RATIO / MIN_TRACK_PX + 0.011
 
 
+@pytest.mark.slow
 def test_ratio_panel_fits_beside_the_actions_with_a_large_model(qtbot, window, wait_idle, tmp_path):
     """ResNet-50's unit names and 2048-channel counts still leave the sliders their track at 1280 px."""
     import torch

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from PySide6.QtGui import QImage
 
 from app.main import main
@@ -15,6 +16,7 @@ from app.selftest import SELF_TEST_STEPS
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow
 def test_self_test_passes_with_a_given_model(tiny_model_path, capsys):
     assert main([str(tiny_model_path), "--self-test"]) == 0
     out = capsys.readouterr().out
@@ -30,6 +32,7 @@ def test_self_test_passes_with_a_given_model(tiny_model_path, capsys):
     assert f"self-test passed ({len(SELF_TEST_STEPS)} steps)" in out
 
 
+@pytest.mark.slow
 def test_self_test_without_bundled_samples(tiny_model_path, tmp_path, monkeypatch, capsys):
     """Calibration images, detection target and video frames then come from the synthetic scene."""
     monkeypatch.setenv("OS2D_STUDIO_RESOURCES", str(tmp_path / "no-resources"))

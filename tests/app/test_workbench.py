@@ -342,6 +342,7 @@ def test_save_and_reopen_the_session(qtbot, bench, wait_idle, tmp_path, message_
     assert message_boxes.texts() == []
 
 
+@pytest.mark.slow
 def test_gui_stays_responsive_during_importance_and_prune(bench, wait_idle, timer_gaps, tmp_path):
     """A 10 ms timer keeps firing while real importance and prune jobs run (TimerGaps: bounds relative
     to a job's duration)."""

@@ -53,7 +53,8 @@ def test_official_layout_with_numpy_metric_loads_weights_only(tmp_path):
     assert loaded.meta["official_keys"]["criterion_value"] == pytest.approx(0.9)
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnet34", "resnet50", "resnet101"])
+@pytest.mark.parametrize("arch", ["resnet18", "resnet34", pytest.param("resnet50", marks=pytest.mark.slow),
+                                  pytest.param("resnet101", marks=pytest.mark.slow)])
 def test_every_trunk_is_recognised(tmp_path, arch):
     m = OS2DModel(ModelConfig(backbone=arch))
     torch.save({"net": m.state_dict()}, tmp_path / "m.pth")

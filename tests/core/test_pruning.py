@@ -162,6 +162,7 @@ def test_predicted_parameters_and_macs_are_exact(model, plan):
                for u in units)
 
 
+@pytest.mark.slow
 def test_predicted_parameters_exact_for_resnet50():
     m = OS2DModel(ModelConfig(backbone="resnet50"))
     plan = PruningPlan(ratio=0.3, group_ratios={"stem": 0.5, "layer3": 0.4}, round_to=8)

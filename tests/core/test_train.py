@@ -165,6 +165,7 @@ def _torchrun_two_cpu_ranks(args: list[str]) -> tuple[dict, subprocess.Completed
     return digests, done
 
 
+@pytest.mark.slow
 def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_synth, tmp_path):
     out = tmp_path / "ddp.pt"
     digests, _ = _torchrun_two_cpu_ranks(
@@ -175,6 +176,7 @@ def test_ddp_two_cpu_processes_end_with_identical_weights(tiny_synth, tmp_path):
     assert load_model(out).meta["training"]["world_size"] == 2
 
 
+@pytest.mark.slow
 def test_ddp_finetune_evaluates_once_and_ranks_agree(tiny_synth, tmp_path):
     """The same finetune command under torchrun: rank 0 alone measures mAP before and after (the other
     rank must not read the output before rank 0 has written it)."""

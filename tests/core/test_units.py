@@ -28,7 +28,7 @@ def _tp_groups(trunk: nn.Module) -> list[dict[str, frozenset[str]]]:
     return groups
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
+@pytest.mark.parametrize("arch", ["resnet18", pytest.param("resnet50", marks=pytest.mark.slow)])
 def test_units_match_torch_pruning_dependency_graph(arch):
     model = OS2DModel(ModelConfig(backbone=arch))
     ours = [u for u in find_units(model) if u.name.startswith(TRUNK + ".")]
