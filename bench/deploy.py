@@ -1,10 +1,13 @@
 """Deployment benchmark: the original and its shipped pruned companion on every runtime, on the demo video.
 
-Each runtime (PyTorch fp32, ONNX Runtime fp32, OpenVINO fp32, OpenVINO int8) runs both models through
-`core.compare` on the same frames of `resources/samples/demo.mp4` at the frame's own size, with the
-demo's class images; each side is scored against the video's per-frame ground truth (mAP@0.5 of its
-ranked boxes). int8 models are quantized first (NNCF, on calibration images of the bundled benchmark's
-train split, as importance picks them). Speedups are against the original on PyTorch fp32.
+Each runtime (PyTorch fp32, ONNX Runtime fp32, OpenVINO fp32, bf16 where the CPU has it, int8) runs both
+models through `core.compare` on the same frames of `resources/samples/demo.mp4` at the frame's own
+size, with the demo's class images; each side is scored against the video's per-frame ground truth
+(mAP@0.5 of its ranked boxes), and the two sides' boxes are matched (agreement). With `--dataset`, each
+model on each runtime is also scored on the held-out val split at the model's scale, leaving out the
+images the original's checkpoint was selected on. int8 models are quantized first (NNCF, on
+calibration images of the bundled benchmark's train split, as importance picks them). Speedups are
+against the original on PyTorch fp32.
 
     python -m bench.deploy                        # writes its section of bench/RESULTS.md
     python -m bench.deploy --quick --out /tmp/r.md
@@ -29,12 +32,14 @@ from core.data.video_gt import load_video_ground_truth
 from core.deploy.quantize import quantize
 from core.deploy.runtime import availability
 from core.detect import Detector
+from core.eval.evaluate import EvalConfig, evaluate
 from core.importance.calibration import build_calibration
 from core.model.checkpoint import load_model
 from core.resources import benchmark_dir, companion_model_path, default_model_path, samples_dir
 
 START, END = markers("deploy")
-RUNTIMES = (("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "int8"))
+RUNTIMES = (("torch", "fp32"), ("onnxruntime", "fp32"), ("openvino", "fp32"), ("openvino", "bf16"), ("openvino", "int8"))
+SELECTION_IMAGES = 30  # val images the default model's checkpoint was selected on: left out of held-out mAP
 TARGET = 8.0  # the pruned model in int8 against the original in PyTorch fp32, per frame
 
 
@@ -67,9 +72,22 @@ def run(args) -> dict:
                       ground_truth=gt, class_names=[Path(c).stem for c in classes], max_frames=args.frames)
         print(f"{backend} {precision}: original {res.original.mean_ms:.0f} ms, pruned {res.pruned.mean_ms:.0f} ms",
               file=sys.stderr)
-        rows.append({"runtime": f"{backend} {precision}", "result": res.to_json(),
-                     "describe": {r: d.describe() for r, d in dets.items()}})
+        row = {"runtime": f"{backend} {precision}", "result": res.to_json(),
+               "describe": {r: d.describe() for r, d in dets.items()}}
+        if args.dataset:
+            row["held_out"] = {role: held_out_map(loaded, backend, precision, args) for role, loaded in models.items()}
+            print(f"  held-out mAP: {row['held_out']}", file=sys.stderr)
+        rows.append(row)
     return {"rows": rows, "size": size, "frames": args.frames, "classes": [Path(c).name for c in classes]}
+
+
+def held_out_map(loaded, backend: str, precision: str, args) -> dict:
+    """mAP@0.5 of `loaded` on `backend`/`precision` over the held-out val split at the model's scale."""
+    ds = open_dataset(args.dataset, "val")
+    det = Detector(loaded.model, "cpu", target_size=loaded.scale(ds), backend=backend, precision=precision)
+    exclude = (SELECTION_IMAGES,) if len(ds.images) > 2 * SELECTION_IMAGES else ()
+    rep = evaluate(det, ds, split="val", config=EvalConfig(exclude_spread=exclude, max_images=args.val_images))
+    return {"map": rep.map, "images": rep.num_images}
 
 
 def markdown(data: dict, args) -> str:
@@ -86,16 +104,27 @@ def markdown(data: dict, args) -> str:
              "coordinate arithmetic kept float.", ""]
     if args.quick:
         lines += ["**Quick smoke run (few frames): numbers are not for quoting.**", ""]
-    lines += ["| runtime | original ms | pruned ms | original speedup | pruned speedup | original mAP | pruned mAP |",
-              "|---|---:|---:|---:|---:|---:|---:|"]
+    held = any("held_out" in r for r in ran)
+    if held:
+        first = next(r for r in ran if "held_out" in r)["held_out"]["original"]
+        lines += [f"Held-out mAP: {first['images']} val images of `{Path(args.dataset).name}` (20 classes never "
+                  "trained on) at each model's own scale.", ""]
+    head = ("| runtime | original ms | pruned ms | original speedup | pruned speedup | original video mAP | "
+            "pruned video mAP | agreement |")
+    lines += [head + (" original held-out mAP | pruned held-out mAP |" if held else ""),
+              "|---|---:|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if held else "")]
     for row in data["rows"]:
         if "skipped" in row:
-            lines.append(f"| {row['runtime']} | — | — | — | — | — | — |  ({row['skipped']})")
+            lines.append(f"| {row['runtime']} | " + " | ".join(["—"] * (9 if held else 7)) + f" |  ({row['skipped']})")
             continue
         o, p = row["result"]["original"], row["result"]["pruned"]
-        lines.append(f"| {row['runtime']} | {o['mean_latency_ms']:.1f} | {p['mean_latency_ms']:.1f} | "
-                     f"{base / o['mean_latency_ms']:.2f}x | {base / p['mean_latency_ms']:.2f}x | "
-                     f"{o['mAP@0.5']:.3f} | {p['mAP@0.5']:.3f} |")
+        line = (f"| {row['runtime']} | {o['mean_latency_ms']:.1f} | {p['mean_latency_ms']:.1f} | "
+                f"{base / o['mean_latency_ms']:.2f}x | {base / p['mean_latency_ms']:.2f}x | "
+                f"{o['mAP@0.5']:.3f} | {p['mAP@0.5']:.3f} | {100 * row['result']['agreement']['agreement']:.0f} % |")
+        if held:
+            h = row.get("held_out", {})
+            line += "".join(f" {h[r]['map']:.3f} |" if r in h else " — |" for r in ("original", "pruned"))
+        lines.append(line)
     int8 = next((r for r in ran if r["runtime"] == "openvino int8"), None)
     if int8 is not None:
         sp = base / int8["result"]["pruned"]["mean_latency_ms"]
@@ -112,12 +141,20 @@ def main(argv=None) -> int:
     ap.add_argument("--frames", type=int, default=48)
     ap.add_argument("--calib-images", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dataset", default=None,
+                    help="a benchmark whose held-out val split scores each model on each runtime "
+                         "(default: data/synth-0 when it exists; '' skips)")
+    ap.add_argument("--val-images", type=int, default=0, help="at most this many val images (0: all)")
     ap.add_argument("--quick", action="store_true", help="6 frames: checks the run, not for quoting")
     ap.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     args = ap.parse_args(argv)
     args.command = command_line("deploy", argv)
+    if args.dataset is None:
+        default = Path(__file__).resolve().parent.parent / "data" / "synth-0"
+        args.dataset = str(default) if default.is_dir() else ""
     if args.quick:
         args.frames = min(args.frames, 6)
+        args.val_images = args.val_images or 4
     torch.set_num_threads(args.threads)
     section = markdown(run(args), args)
     write_section(args.out, "deploy", section)
