@@ -19,12 +19,13 @@ from core.detect import Detector
 from core.errors import InputError, StepMissing
 from core.jobs import CancelToken, Phases, Progress, no_progress
 from core.model.checkpoint import LoadedModel, file_sha256, load_model, save_model
-from core.prune.plan import PlanError, PruningPlan, weight_magnitude_importance
+from core.importance.criteria import DATA_FREE
+from core.importance.result import importance_for_plan
+from core.prune.plan import PlanError, PruningPlan
 from core.prune.sensitivity import (SENSITIVITY_RATIOS, SensitivityConfig, SensitivityPoint, SensitivityResult,
                                     sensitivity, sensitivity_groups)
 from core.prune.units import Unit
 
-DATA_FREE = ("weight_l1", "weight_l2")  # criteria the prune job can compute from the weights alone
 
 Report = Callable[[Any], None]
 
@@ -116,12 +117,11 @@ class PruneOutcome:
 
 def prune_importance(plan: PruningPlan, importance: Any, model: Any) -> Any:
     """The importance the plan's criterion reads: the computed result, or the weights for a data-free criterion."""
-    if importance is not None and plan.criterion in importance.criteria:
-        return importance
-    if plan.criterion in DATA_FREE:
-        return weight_magnitude_importance(model)
-    raise PlanError(f"criterion '{plan.criterion}' needs an importance result: compute it in the Importance tab "
-                    f"(or choose {' / '.join(DATA_FREE)}, computed from the weights)")
+    try:
+        return importance_for_plan(plan.criterion, importance, model)
+    except PlanError:
+        raise PlanError(f"criterion '{plan.criterion}' needs an importance result: compute it in the Importance tab "
+                        f"(or choose {' / '.join(DATA_FREE)}, computed from the weights)") from None
 
 
 def prune_job(loaded: LoadedModel, plan: PruningPlan, importance: Any, *, progress: Progress = no_progress,
@@ -280,7 +280,7 @@ def sensitivity_job(loaded: LoadedModel, units: Sequence[Unit], importance: Any,
                        progress=progress, cancel=cancel, report=report)
 
 
-__all__ = ["DATA_FREE", "Evaluation", "FinetuneOutcome", "PruneOutcome", "SENSITIVITY_RATIOS", "SensitivityPoint",
+__all__ = ["Evaluation", "FinetuneOutcome", "PruneOutcome", "SENSITIVITY_RATIOS", "SensitivityPoint",
            "SensitivityResult", "evaluate_job", "finetune_job", "importance_job", "importance_mismatch",
            "load_importance_job", "model_label", "prune_importance", "prune_job", "save_pruned_job",
            "sensitivity_groups", "sensitivity_job"]

@@ -19,12 +19,12 @@ from PySide6.QtCore import QObject, QSettings, Signal
 
 from app.image_cache import ImageCache
 from app.jobs import DetectionRun, ModelLoad
-from app.project import RUNTIMES  # noqa: F401  (tests read it from here)
 from app.project import (ClassImageSpec, DetectionSettings, ImportanceRef, Metrics, Project, is_dataset_spec,
                          read_project, write_project)
 from app.pruning_jobs import Evaluation, importance_mismatch
 from app.recent import RecentFiles, default_settings
 from core.errors import StepMissing
+from core.importance.criteria import DATA_FREE
 from core.model.checkpoint import LoadedModel
 from core.prune.plan import PruningPlan
 from core.prune.sensitivity import SensitivityResult
@@ -205,7 +205,7 @@ class Session(QObject):
         if result is not None:
             crits = list(result.criteria)
             preferred = next((c for c in PREFERRED_CRITERIA if c in crits), crits[0] if crits else None)
-            if preferred and (adopt_criterion or self.plan.criterion not in crits + ["weight_l1", "weight_l2"]):
+            if preferred and (adopt_criterion or self.plan.criterion not in crits + list(DATA_FREE)):
                 self.set_plan(self.plan.with_changes(criterion=preferred))
         self.importanceChanged.emit()
         self.mark_dirty()

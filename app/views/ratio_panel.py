@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLay
                                QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
 from superqt import QLabeledDoubleSlider
 
-from app.pruning_jobs import DATA_FREE
+from core.importance.criteria import DATA_FREE
 from app.state import Session
 from core.prune.plan import GROUPS, MAX_RATIO, PlanCostModel, Prediction, PruningPlan, plan_counts
 from core.prune.units import REGRESSOR, TRUNK, Unit

@@ -51,24 +51,22 @@ def add_importance(sub) -> None:
 # -- prune -----------------------------------------------------------------------------------------
 def cmd_prune(args) -> int:
     from core.prune.job import prune, save_pruned
-    from core.prune.plan import PruningPlan, weight_magnitude_importance
+    from core.importance.result import ImportanceResult, importance_for_plan
+    from core.prune.plan import PlanError, PruningPlan
 
     if args.plan:
         plan = PruningPlan.load(args.plan)  # before the model: a bad plan is reported at once
     else:
         plan = PruningPlan(ratio=args.ratio, criterion=args.criterion or "weight_l1")
+    if args.criterion:
+        plan = plan.with_changes(criterion=args.criterion)
     loaded = open_model(args.model)
-    if args.importance:
-        from core.importance.result import ImportanceResult
-
-        importance = ImportanceResult.load(args.importance)
-        if args.criterion:
-            plan = plan.with_changes(criterion=args.criterion)
-    elif plan.criterion == "weight_l1":
-        importance = weight_magnitude_importance(loaded.model)
-    else:
+    importance = ImportanceResult.load(args.importance) if args.importance else None
+    try:
+        importance = importance_for_plan(plan.criterion, importance, loaded.model)
+    except PlanError:
         raise InputError(args.plan if args.plan and not args.criterion else "--criterion",
-                         f"criterion '{plan.criterion}' needs --importance FILE (from `os2d-studio importance`)")
+                         f"criterion '{plan.criterion}' needs --importance FILE (from `os2d-studio importance`)") from None
     res = prune(loaded.model, plan, importance, progress=ConsoleProgress("prune"))
     extra = {k: loaded.meta[k] for k in ("eval_scale",) if k in loaded.meta}
     out = save_pruned(res, args.out, loaded.path, parent_sha256=loaded.sha256, extra_meta=extra)

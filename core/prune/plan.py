@@ -268,13 +268,6 @@ def resolve(plan: PruningPlan, units: Sequence[Unit], importance: ImportanceLike
     return KeptChannels(kept, {u.name: u.channels for u in units}, plan.criterion)
 
 
-def weight_magnitude_importance(model: OS2DModel, units: Sequence[Unit] | None = None) -> ImportanceLike:
-    """The data-free rankings (`core.importance.result.data_free_importance`), under the name the CLI uses."""
-    from core.importance.result import data_free_importance
-
-    return data_free_importance(model, units=units)
-
-
 # -- analytic cost model ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Prediction:

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from app.state import RUNTIMES
+from app.project import RUNTIMES
 
 
 @pytest.fixture(autouse=True)

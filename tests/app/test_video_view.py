@@ -15,7 +15,7 @@ from PySide6.QtCore import Qt
 from app.controller import default_model_problem
 from app.video_jobs import VideoFrame
 from app.video_text import fps_text
-from core.compare import match_detections
+from core.eval.matching import match_detections
 from core.data.video import VideoWriter
 from core.prune.plan import PruningPlan
 from core.resources import samples_dir

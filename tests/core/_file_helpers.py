@@ -16,7 +16,8 @@ from core.model.os2d import ModelConfig, OS2DModel
 
 def small_model(seed: int = 0) -> OS2DModel:
     """A ResNet-18 OS2D with non-trivial BN statistics, pruned to a tenth of its channels (file ≈ 0.7 MB)."""
-    from core.prune.plan import PruningPlan, resolve, weight_magnitude_importance
+    from core.prune.plan import PruningPlan, resolve
+    from core.importance.result import data_free_importance
     from core.prune.surgery import prune_model
     from core.prune.units import find_units
 
@@ -28,7 +29,7 @@ def small_model(seed: int = 0) -> OS2DModel:
                 mod.running_mean.uniform_(-0.1, 0.1)
                 mod.running_var.uniform_(0.5, 1.5)
     units = find_units(m)
-    kept = resolve(PruningPlan(ratio=0.9, min_channels=4), units, weight_magnitude_importance(m, units))
+    kept = resolve(PruningPlan(ratio=0.9, min_channels=4), units, data_free_importance(m, units=units))
     return prune_model(m.eval(), kept, units=units).eval()
 
 

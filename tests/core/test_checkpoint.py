@@ -149,13 +149,14 @@ def test_cli_prints_one_line_for_bad_files(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def small_model_file(tmp_path_factory):
     """A heavily pruned ResNet-18 model saved in our format: a real file, small enough to copy often."""
-    from core.prune.plan import PruningPlan, resolve, weight_magnitude_importance
+    from core.prune.plan import PruningPlan, resolve
+    from core.importance.result import data_free_importance
     from core.prune.surgery import prune_model
     from core.prune.units import find_units
 
     m = _small()
     units = find_units(m)
-    kept = resolve(PruningPlan(ratio=0.9, min_channels=4), units, weight_magnitude_importance(m, units))
+    kept = resolve(PruningPlan(ratio=0.9, min_channels=4), units, data_free_importance(m, units=units))
     return save_model(prune_model(m, kept, units=units), tmp_path_factory.mktemp("model") / "small.pt")
 
 

@@ -18,7 +18,8 @@ from core.jobs import CancelToken, Cancelled
 from core.model.checkpoint import save_model
 from core.model.os2d import ModelConfig, OS2DModel
 from core.prune.job import prune
-from core.prune.plan import PruningPlan, weight_magnitude_importance
+from core.prune.plan import PruningPlan
+from core.importance.result import data_free_importance
 from core.visualize import ONLY_COLOR, render_side_by_side
 
 from _video_helpers import FPS, H, N, W, frame_rgb, write_cv2  # noqa: E402
@@ -34,7 +35,7 @@ SIZE = 96  # target size: small and fast; the video is 160x120
 def models() -> tuple[OS2DModel, OS2DModel]:
     torch.manual_seed(0)
     original = OS2DModel(ModelConfig("resnet18")).eval()
-    pruned = prune(original, PruningPlan(ratio=0.3, criterion="weight_l1"), weight_magnitude_importance(original)).model
+    pruned = prune(original, PruningPlan(ratio=0.3, criterion="weight_l1"), data_free_importance(original)).model
     return original, pruned
 
 

@@ -15,7 +15,8 @@ from core.jobs import CancelToken, Cancelled
 from core.model.checkpoint import CheckpointError, load_model, save_model
 from core.model.os2d import ModelConfig, OS2DModel
 from core.prune.job import prune
-from core.prune.plan import PlanError, PruningPlan, weight_magnitude_importance
+from core.prune.plan import PlanError, PruningPlan
+from core.importance.result import data_free_importance
 from core.prune.units import find_units
 from core.train.batches import BatchConfig
 from core.train.finetune import FinetuneConfig
@@ -69,7 +70,7 @@ def test_stages_end_with_the_one_shot_channel_counts(setup, tmp_path):
     staged = load_model(res.out)
     orig = load_model(original).model
     one_shot_plan = PruningPlan(ratio=0.0, group_ratios={"layer1": 0.3, "layer3": 0.5}, criterion="weight_l1")
-    one_shot = prune(orig, one_shot_plan, weight_magnitude_importance(orig)).model
+    one_shot = prune(orig, one_shot_plan, data_free_importance(orig)).model
     count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert count(staged.model) == count(one_shot) == res.stages[-1].parameters
     assert [s["group"] for s in staged.meta["stages"]] == ["layer1", "layer3"]

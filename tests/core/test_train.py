@@ -114,12 +114,13 @@ def _pruned_pair(folder: Path) -> tuple[Path, Path]:
     from core.model.checkpoint import save_model
     from core.model.os2d import ModelConfig, OS2DModel
     from core.prune.job import prune, save_pruned
-    from core.prune.plan import PruningPlan, weight_magnitude_importance
+    from core.prune.plan import PruningPlan
+    from core.importance.result import data_free_importance
 
     torch.manual_seed(0)
     original = OS2DModel(ModelConfig("resnet18")).eval()
     teacher = save_model(original, folder / "original.pt")
-    res = prune(original, PruningPlan(ratio=0.3, criterion="weight_l1"), weight_magnitude_importance(original))
+    res = prune(original, PruningPlan(ratio=0.3, criterion="weight_l1"), data_free_importance(original))
     return Path(teacher), Path(save_pruned(res, folder / "pruned.pt", teacher))
 
 
