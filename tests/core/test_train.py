@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -82,19 +81,33 @@ def test_damaged_resume_checkpoint_stops_the_run_naming_it(tiny_synth, tmp_path)
         train(_cfg(tiny_synth, tmp_path / "d.pt", iterations=4))
 
 
-def _kill_then_rerun(cmd: list[str], out: Path, iterations: int) -> subprocess.CompletedProcess:
-    """SIGKILL the command once it wrote its first checkpoint (OUT.run/last.pt), check it left that and
-    no output, then run the same command again to the end."""
+# The first run dies by SIGKILL (as in a power cut) right after it wrote its first checkpoint: the kill
+# lands at the same point on a fast or a loaded machine, not whenever a polling loop notices the file.
+_DIE_AFTER_FIRST_CHECKPOINT = """
+import os, signal, sys
+import core.train.loop as loop
+save = loop.save_checked
+def save_then_die(*args, **kwargs):
+    save(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+loop.save_checked = save_then_die
+from core.cli import main
+sys.argv = ["os2d-studio", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def _kill_then_rerun(cmd: list[str], out: Path, iterations: int, first_checkpoint: int) -> subprocess.CompletedProcess:
+    """Run `cmd` (python -m core.cli ...) killed right after its first checkpoint (OUT.run/last.pt), check
+    it left that and no output, then run the same command again to the end."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    assert cmd[1:3] == ["-m", "core.cli"]
+    killed = subprocess.run([cmd[0], "-c", _DIE_AFTER_FIRST_CHECKPOINT, *cmd[3:]], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
     last = out.with_suffix(".run") / "last.pt"
-    deadline = time.time() + 120
-    while not last.exists() and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
     assert last.exists() and not out.exists()
-    assert 0 < torch.load(last, weights_only=True)["state"]["iteration"] < iterations
+    assert torch.load(last, weights_only=True)["state"]["iteration"] == first_checkpoint
     done = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert load_model(out).meta["training"]["iterations"] == iterations
@@ -106,7 +119,7 @@ def test_killed_process_resumes_and_finishes(tiny_synth, tmp_path):
     cmd = [sys.executable, "-m", "core.cli", "train", "--dataset", str(tiny_synth), "--out", str(out),
            "--iterations", "40", "--batch-size", "2", "--class-batch-size", "2", "--crop-size", "160",
            "--train-scale", "240", "--eval-every", "0", "--checkpoint-every", "2", "--threads", "1"]
-    assert "after 40 iterations" in _kill_then_rerun(cmd, out, 40).stdout
+    assert "after 40 iterations" in _kill_then_rerun(cmd, out, 40, first_checkpoint=2).stdout
 
 
 def _pruned_pair(folder: Path) -> tuple[Path, Path]:
@@ -132,7 +145,7 @@ def test_killed_finetune_resumes_and_finishes(tiny_synth, tmp_path):
            "--dataset", str(tiny_synth), "--out", str(out), "--iterations", "30", "--batch-size", "2",
            "--class-batch-size", "2", "--crop-size", "160", "--checkpoint-every", "2", "--no-eval",
            "--threads", "1", "--device", "cpu"]
-    assert "30 iterations" in _kill_then_rerun(cmd, out, 30).stdout
+    assert "30 iterations" in _kill_then_rerun(cmd, out, 30, first_checkpoint=2).stdout
     assert load_model(out).meta["teacher"] == str(teacher)
     count = lambda path: sum(p.numel() for p in load_model(path).model.parameters())  # noqa: E731
     assert count(out) == count(pruned) < count(teacher)  # still the pruned architecture
