@@ -93,6 +93,7 @@ def _finetune_config(args, **fields):
     return FinetuneConfig(dataset=args.dataset, out=args.out, giou_weight=args.giou_weight,
                           match_weight=args.match_weight, distill_score_weight=args.distill_score,
                           distill_attention_weight=args.distill_attention,
+                          distill_box_weight=args.distill_box,
                           batch=BatchConfig(batch_size=args.batch_size, class_batch_size=args.class_batch_size,
                                             crop_size=args.crop_size),
                           eval_images=args.eval_images, evaluate_before_after=not args.no_eval, seed=args.seed,
@@ -109,6 +110,8 @@ def _add_finetune_options(p: argparse.ArgumentParser) -> None:
                    help="aligned-matching loss weight (default: as the model, or its teacher, was trained)")
     p.add_argument("--distill-score", type=float, default=1.0)
     p.add_argument("--distill-attention", type=float, default=1.0)
+    p.add_argument("--distill-box", type=float, default=0.0,
+                   help="weight of the teacher's boxes at its most confident locations (0: off)")
     p.add_argument("--batch-size", type=positive_int, default=4)
     p.add_argument("--class-batch-size", type=positive_int, default=6)
     p.add_argument("--crop-size", type=positive_int, default=384)

@@ -32,6 +32,7 @@ class FinetuneConfig:
     match_weight: float | None = None  # aligned-matching term; None: as the model (or teacher) was trained
     distill_score_weight: float = 1.0
     distill_attention_weight: float = 1.0
+    distill_box_weight: float = 0.0
     batch: BatchConfig = field(default_factory=lambda: BatchConfig(class_batch_size=6, crop_size=384))
     eval_images: int = 0  # images of the val split for before/after mAP (0: all)
     evaluate_before_after: bool = True
@@ -133,6 +134,7 @@ def finetune(cfg: FinetuneConfig, *, progress: Progress = no_progress, cancel: C
         loss=loss,
         distill_score_weight=cfg.distill_score_weight if cfg.teacher else 0.0,
         distill_attention_weight=cfg.distill_attention_weight if cfg.teacher else 0.0,
+        distill_box_weight=cfg.distill_box_weight if cfg.teacher else 0.0,
         eval_every=cfg.select_every, eval_images=cfg.select_images, checkpoint_every=cfg.checkpoint_every, seed=cfg.seed, device=cfg.device, threads=cfg.threads,
     )
     res = train(tcfg, progress=phases("training"), cancel=cancel, log=log)

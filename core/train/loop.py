@@ -32,8 +32,8 @@ from core.model.checkpoint import (CheckpointError, build_and_load, load_model, 
                                    save_checked, save_model, unique_state_dict)
 from core.model.os2d import ModelConfig, OS2DModel
 from core.train.batches import BatchConfig, BatchSampler
-from core.train.loss import (LossConfig, attention_distillation, build_targets, detection_loss, matching_loss,
-                             remap_targets, score_distillation)
+from core.train.loss import (LossConfig, attention_distillation, box_distillation, build_targets, detection_loss,
+                             matching_loss, remap_targets, score_distillation)
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,7 @@ class TrainConfig:
     # predicted boxes rarely reach remapping's IoU 0.8 and the classifier would see almost no positives)
     distill_score_weight: float = 0.0
     distill_attention_weight: float = 0.0
+    distill_box_weight: float = 0.0  # the teacher's boxes where it is most confident (`loss.box_distillation`)
     eval_every: int = 500
     eval_images: int = 40
     checkpoint_every: int = 50
@@ -301,7 +302,8 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
             if m is not None:
                 loss = loss + cfg.loss.match_weight * m
                 losses["match"] = m.detach()
-        if teacher is not None and (cfg.distill_score_weight > 0 or cfg.distill_attention_weight > 0):
+        if teacher is not None and (cfg.distill_score_weight > 0 or cfg.distill_attention_weight > 0
+                                    or cfg.distill_box_weight > 0):
             with torch.no_grad():
                 t_out = teacher(images, class_images)
                 t_feats = teacher.target_features(images) if cfg.distill_attention_weight > 0 else None
@@ -313,6 +315,10 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
                 d = attention_distillation(feats.float(), t_feats.float())
                 loss = loss + cfg.distill_attention_weight * d
                 losses["distill_attention"] = d.detach()
+            if cfg.distill_box_weight > 0:
+                d = box_distillation(pred.loc.float(), t_out.loc.float(), t_out.cls.float())
+                loss = loss + cfg.distill_box_weight * d
+                losses["distill_box"] = d.detach()
         if not torch.isfinite(loss):
             raise FloatingPointError(f"loss became {loss.item()} at iteration {it}; lower the learning rate")
         optimizer.zero_grad(set_to_none=True)

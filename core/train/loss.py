@@ -200,6 +200,16 @@ def score_distillation(student_cls: torch.Tensor, teacher_cls: torch.Tensor) -> 
     return F.mse_loss(student_cls, teacher_cls.detach())
 
 
+def box_distillation(student_loc: torch.Tensor, teacher_loc: torch.Tensor, teacher_cls: torch.Tensor,
+                     top_k: int = 16) -> torch.Tensor:
+    """Match the teacher's box codes (smooth L1) at its `top_k` most confident locations per image and
+    class. Why: a cut model's scores recover faster than its boxes (too wide on narrow products), and
+    where the teacher is confident its box is the one to copy. loc: [B, C, 4, A]; cls: [B, C, A]."""
+    k = min(top_k, teacher_cls.shape[-1])
+    idx = teacher_cls.detach().topk(k, dim=-1).indices.unsqueeze(2).expand(-1, -1, student_loc.shape[2], -1)
+    return F.smooth_l1_loss(student_loc.gather(3, idx), teacher_loc.detach().gather(3, idx))
+
+
 def spatial_attention(features: torch.Tensor) -> torch.Tensor:
     """Channel-pooled energy map, L2-normalised per image: where the trunk "looks", independent of width."""
     att = features.pow(2).mean(dim=1).flatten(1)

@@ -211,8 +211,24 @@ def test_distillation_from_a_teacher_runs(tiny_synth, tmp_path):
 
     teacher = save_model(OS2DModel(ModelConfig("resnet18")), tmp_path / "teacher.pt")
     res = train(_cfg(tiny_synth, tmp_path / "student.pt", iterations=2, init=str(teacher), teacher=str(teacher),
-                     distill_score_weight=1.0, distill_attention_weight=1.0))
-    assert all("distill_score" in h and "distill_attention" in h for h in res.history)
+                     distill_score_weight=1.0, distill_attention_weight=1.0, distill_box_weight=1.0))
+    assert all("distill_score" in h and "distill_attention" in h and "distill_box" in h for h in res.history)
+
+
+def test_box_distillation_copies_the_teacher_where_it_is_confident():
+    from core.train.loss import box_distillation
+
+    torch.manual_seed(0)
+    t_loc, t_cls = torch.randn(2, 3, 4, 50), torch.randn(2, 3, 50)
+    assert box_distillation(t_loc.clone(), t_loc, t_cls, top_k=5) == 0
+    unsure = t_cls.topk(45, dim=-1, largest=False).indices  # the 45 locations outside each top 5
+    s_loc = t_loc.clone()
+    s_loc.scatter_(3, unsure.unsqueeze(2).expand(-1, -1, 4, -1), 9.0)
+    assert box_distillation(s_loc, t_loc, t_cls, top_k=5) == 0  # only confident locations count
+    s_loc = t_loc.clone().requires_grad_(True)
+    loss = box_distillation(s_loc + 0.5, t_loc, t_cls, top_k=5)
+    loss.backward()
+    assert loss > 0 and (s_loc.grad != 0).sum() == 2 * 3 * 4 * 5
 
 
 def test_matching_loss_rewards_the_true_class_at_the_ideal_alignment():
