@@ -195,3 +195,34 @@ def quantize_deploy_job(loaded: LoadedModel, dataset: str | None, out_dir: str |
 
     calib = build_calibration(ds, int(num_images), float(loaded.scale(ds)), progress=calibrating, cancel=cancel)
     return quantize(loaded.model, calib, out_dir, source_path=loaded.path or None, progress=progress, cancel=cancel)
+
+
+@dataclass(frozen=True)
+class RuntimeTimings:
+    """Each model's latency on every deployment runtime (the Metrics tab's table), with the label of the
+    model it was measured on, so a table never describes a model that has since been replaced."""
+
+    labels: Mapping[str, str]  # role → model_key of the measured model
+    rows: Mapping[str, tuple]  # role → core.deploy.latency.RuntimeLatency per runtime
+    input_size: tuple[int, int]
+
+
+def runtime_timings_job(models: Mapping[str, LoadedModel], *, input_size: tuple[int, int] = (512, 512),
+                        repeats: int = 5, progress: Progress = no_progress,
+                        cancel: CancelToken | None = None) -> RuntimeTimings:
+    """Time every model on every runtime (`core.deploy.latency.time_runtimes`), one phase per model."""
+    from core.deploy.latency import time_runtimes
+    from core.jobs import Phases
+
+    phases = Phases(progress, [(f"{role} model", 1.0) for role in models])
+    rows = {role: tuple(time_runtimes(loaded.model, input_size=input_size, repeats=repeats, warmup=1,
+                                      progress=phases(f"{role} model"), cancel=cancel))
+            for role, loaded in models.items()}
+    phases.done()
+    return RuntimeTimings({role: model_key(loaded) for role, loaded in models.items()}, rows, tuple(input_size))
+
+
+def model_key(loaded: LoadedModel) -> str:
+    """What identifies a loaded model for results measured on it: its file's digest and the model object
+    (a model pruned in this window has no file yet)."""
+    return f"{loaded.sha256 or loaded.path}#{id(loaded.model)}"

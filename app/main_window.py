@@ -55,7 +55,7 @@ class MainWindow(QMainWindow):
         self.importance_view = ImportanceView(self.session, self.workbench)
         self.pruning_view = PruningView(self.session, self.workbench)
         self.video_view = VideoView(self.session, self.controller)
-        self.metrics_view = MetricsView(self.session)
+        self.metrics_view = MetricsView(self.session, self.workbench)
         views = {"Importance": self.importance_view, "Pruning": self.pruning_view, "Detection": self.detection_view,
                  "Video": self.video_view, "Metrics": self.metrics_view}
         self.tabs = QTabWidget()

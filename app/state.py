@@ -70,6 +70,7 @@ class Session(QObject):
         self.sensitivity: SensitivityResult | None = None
         self.finetune_log: list[dict] = []  # loss entries of the last fine-tuning run
         self.finetune_summary: dict | None = None  # its FinetuneResult.to_json()
+        self.runtime_timings: Any = None  # app.jobs.RuntimeTimings: latency per deployment runtime (not saved)
         self.unknown_sections: dict = {}  # of a project written by a later version: kept and written back
         self.project_path: str | None = None
         self.dirty = False
@@ -227,7 +228,12 @@ class Session(QObject):
         self.metricsChanged.emit()
         self.mark_dirty()
 
+    def set_runtime_timings(self, timings: Any) -> None:
+        self.runtime_timings = timings
+        self.metricsChanged.emit()
+
     def clear_metrics(self) -> None:
+        self.runtime_timings = None
         self.evaluations = []
         self.sensitivity = None
         self.finetune_log = []

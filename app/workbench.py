@@ -16,7 +16,7 @@ from typing import Sequence
 from PySide6.QtCore import QObject, Signal
 
 from app.dialogs import MODEL_FILTER, Dialogs
-from app.jobs import CALIBRATION_IMAGES, export_deploy_job, quantize_deploy_job
+from app.jobs import CALIBRATION_IMAGES, export_deploy_job, quantize_deploy_job, runtime_timings_job
 from app.folders import save_folder
 from app.pruning_jobs import (SENSITIVITY_RATIOS, FinetuneOutcome, PruneOutcome, SensitivityResult, evaluate_job,
                               finetune_job, importance_job, load_importance_job, prune_job, save_pruned_job,
@@ -291,6 +291,17 @@ class WorkbenchController(QObject):
             models["pruned"] = s.pruned
         return self.runner.start("Evaluating", evaluate_job, models, self.dataset(), max_images=int(max_images),
                                  latency_repeats=self.latency_repeats, on_result=s.add_evaluations) is not None
+
+    def time_runtimes(self) -> bool:
+        """Latency of the original and (when there is one) the pruned model on every deployment runtime."""
+        if not self._ready("time the runtimes"):
+            return False
+        s = self.session
+        models = {"original": s.model}
+        if s.pruned is not None:
+            models["pruned"] = s.pruned
+        return self.runner.start("Timing runtimes", runtime_timings_job, models, repeats=self.latency_repeats,
+                                 on_result=s.set_runtime_timings) is not None
 
     def sensitivity(self, max_images: int, ratios: Sequence[float] = SENSITIVITY_RATIOS,
                     groups: Sequence[str] | None = None) -> bool:

@@ -18,13 +18,15 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
-from app.jobs import ModelLoad
+from app.jobs import ModelLoad, model_key
+from app.project import RUNTIME_LABELS
 from app.pruning_jobs import Evaluation, model_label
 from app.state import Session
 from app.views.ratio_panel import GROUP_TITLES, fmt_change
 
 SUMMARY_ROWS = ("Parameters", "MACs", "Size (fp32)", "CPU latency", "mAP@0.5")
 SUMMARY_COLUMNS = ("Original", "Pruned", "Pruned vs original")
+RUNTIME_COLUMNS = ("Original", "Pruned", "Pruned vs original on PyTorch")
 HISTORY_COLUMNS = ("When", "Role", "Model", "How it was made", "Parameters", "Size (MB)", "GMACs", "Latency (ms)",
                    "mAP@0.5", "Images", "Dataset")
 ROLE_COLORS = {"original": (40, 90, 200), "pruned": (230, 120, 20)}
@@ -68,9 +70,10 @@ def _item(text: str, right: bool = False) -> QTableWidgetItem:
 
 
 class MetricsView(QWidget):
-    def __init__(self, session: Session, parent: QWidget | None = None) -> None:
+    def __init__(self, session: Session, workbench=None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.session = session
+        self.workbench = workbench  # app.workbench.WorkbenchController: starts the runtime timing job
 
         self.summary = QTableWidget(len(SUMMARY_ROWS), len(SUMMARY_COLUMNS))
         self.summary.setHorizontalHeaderLabels(list(SUMMARY_COLUMNS))
@@ -93,6 +96,23 @@ class MetricsView(QWidget):
         for c in range(len(HISTORY_COLUMNS)):
             hh.setSectionResizeMode(c, QHeaderView.ResizeMode.ResizeToContents)
         hh.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.runtimes = QTableWidget(len(RUNTIME_LABELS), len(RUNTIME_COLUMNS))
+        self.runtimes.setHorizontalHeaderLabels(list(RUNTIME_COLUMNS))
+        self.runtimes.setVerticalHeaderLabels(list(RUNTIME_LABELS.values()))
+        self.runtimes.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.runtimes.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
+        self.runtimes.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.runtimes.setFixedHeight(self.runtimes.verticalHeader().length()
+                                     + self.runtimes.horizontalHeader().height() + 6)
+        self.runtimes.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.runtimes_note = QLabel()
+        self.runtimes_note.setWordWrap(True)
+        self.runtimes_note.setStyleSheet("color: palette(mid);")
+        self.time_button = QPushButton("Time runtimes")
+        self.time_button.setToolTip("Time both models on PyTorch, ONNX Runtime and OpenVINO (fp32, bf16 where the "
+                                    "CPU has it, int8 once quantized in the Pruning tab); exports on first use")
+        self.time_button.clicked.connect(lambda: self.workbench is not None and self.workbench.time_runtimes())
+        self.time_button.setEnabled(workbench is not None)
         self.clear_button = QPushButton("Clear metrics")
         self.clear_button.setToolTip("Forget all evaluations, the sensitivity curves and the loss curve")
 
@@ -135,6 +155,15 @@ class MetricsView(QWidget):
         row.addWidget(self.summary, 2)
         row.addWidget(self.summary_note, 1)
         tl.addLayout(row)
+        head = QHBoxLayout()
+        head.addWidget(QLabel("<b>Latency per runtime</b> (ms per detection forward, class features precomputed, "
+                              "at the reference input)"), 1)
+        head.addWidget(self.time_button)
+        tl.addLayout(head)
+        row = QHBoxLayout()
+        row.addWidget(self.runtimes, 2)
+        row.addWidget(self.runtimes_note, 1)
+        tl.addLayout(row)
         tl.addWidget(QLabel("<b>Evaluations</b>"))
         tl.addWidget(self.history, 1)
         plots = QWidget()
@@ -159,6 +188,7 @@ class MetricsView(QWidget):
     # -- session -> widgets ------------------------------------------------------------------------------
     def refresh(self) -> None:
         self._show_summary()
+        self._show_runtimes()
         self._show_history()
         self._show_pareto()
         self._show_sensitivity()
@@ -212,6 +242,43 @@ class MetricsView(QWidget):
             notes.append(f"Last fine-tune: {ft.get('iterations')} iterations, mAP {fmt(ft.get('map_before'))} → "
                          f"{fmt(ft.get('map_after'))} (teacher {fmt(ft.get('teacher_map'))}).")
         self.summary_note.setText("\n\n".join(notes))
+
+    def _show_runtimes(self) -> None:
+        """The last runtime timing, for the sides whose model it was measured on."""
+        t = self.session.runtime_timings
+        cols: dict[str, dict] = {}
+        for role in ("original", "pruned"):
+            info = self.session.model_info if role == "original" else self.session.pruned_info
+            if t is not None and info is not None and t.labels.get(role) == model_key(info.loaded):
+                cols[role] = {r.runtime: r for r in t.rows[role]}
+        base = cols.get("original", {}).get("torch:fp32")
+        skipped = {}
+        for r, runtime in enumerate(RUNTIME_LABELS):
+            cells = []
+            for role in ("original", "pruned"):
+                m = cols.get(role, {}).get(runtime)
+                if m is not None and m.skipped:
+                    skipped[RUNTIME_LABELS[runtime]] = m.skipped
+                cells.append(m)
+            for c, m in enumerate(cells):
+                item = _item(f"{m.ms:.1f} ms" if m is not None and m.ms is not None else "–", True)
+                if m is not None and m.skipped:
+                    item.setToolTip(m.skipped)
+                self.runtimes.setItem(r, c, item)
+            p = cells[1]
+            speed = (f"{base.ms / p.ms:.2f}× faster" if base is not None and base.ms and p is not None and p.ms
+                     else "")
+            self.runtimes.setItem(r, 2, _item(speed, True))
+        if not cols:
+            note = "Not timed yet for these models: Time runtimes measures each model on every runtime."
+        else:
+            size = "×".join(str(v) for v in t.input_size)
+            note = f"Input {size}, one class image, median of {self._repeats()} runs on the CPU."
+            note += "".join(f"\n{name}: {why}." for name, why in skipped.items())
+        self.runtimes_note.setText(note)
+
+    def _repeats(self) -> int:
+        return int(getattr(self.workbench, "latency_repeats", 5))
 
     def _show_history(self) -> None:
         evals = self.session.evaluations

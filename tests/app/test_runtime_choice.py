@@ -197,3 +197,29 @@ def test_quantize_makes_int8_available_to_the_detection_tab(loaded, wait_idle, t
     assert message_boxes.texts() == []
     assert loaded.session.detections.runtimes == {"original": "openvino:int8"}
     assert view.panes["original"].title.text() == "Original · OpenVINO int8"
+
+
+def test_metrics_tab_times_each_model_on_every_runtime(both, wait_idle, tiny_dataset, message_boxes):
+    from app.views.metrics_view import RUNTIME_COLUMNS
+
+    metrics = both.metrics_view
+    table = metrics.runtimes
+    rows = [table.verticalHeaderItem(r).text() for r in range(table.rowCount())]
+    assert rows == ["PyTorch fp32", "ONNX Runtime fp32", "OpenVINO fp32", "OpenVINO bf16", "OpenVINO int8"]
+    assert "Not timed yet" in metrics.runtimes_note.text()
+    both.workbench.latency_repeats = 1
+    metrics.time_button.click()
+    wait_idle(both, 300_000)
+    assert message_boxes.texts() == []
+    cell = lambda r, c: table.item(r, c).text()  # noqa: E731
+    for r in range(3):  # torch, ONNX Runtime and OpenVINO fp32 run everywhere the tests run
+        assert cell(r, 0).endswith(" ms") and cell(r, 1).endswith(" ms"), rows[r]
+        assert cell(r, 2).endswith("× faster")
+    assert table.horizontalHeaderItem(2).text() == RUNTIME_COLUMNS[2]
+    int8 = rows.index("OpenVINO int8")
+    if cell(int8, 1) == "–":  # no int8 model of this model in the test cache (yet): the reason is shown
+        assert "quantize" in table.item(int8, 1).toolTip() and "OpenVINO int8: " in metrics.runtimes_note.text()
+    # a new pruned model is not described by the old timing
+    assert both.controller.open_model(both.session.pruned.path, "pruned")
+    wait_idle(both)
+    assert cell(0, 1) == "–" and cell(0, 0).endswith(" ms")
