@@ -316,7 +316,7 @@ def _train(cfg, device, rank, world, progress, cancel, log) -> TrainResult:
                 loss = loss + cfg.distill_attention_weight * d
                 losses["distill_attention"] = d.detach()
             if cfg.distill_box_weight > 0:
-                d = box_distillation(pred.loc.float(), t_out.loc.float(), t_out.cls.float())
+                d = box_distillation(pred.loc.float(), t_out.loc.float(), t_out.cls.float(), anchors)
                 loss = loss + cfg.distill_box_weight * d
                 losses["distill_box"] = d.detach()
         if not torch.isfinite(loss):

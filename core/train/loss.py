@@ -201,13 +201,20 @@ def score_distillation(student_cls: torch.Tensor, teacher_cls: torch.Tensor) -> 
 
 
 def box_distillation(student_loc: torch.Tensor, teacher_loc: torch.Tensor, teacher_cls: torch.Tensor,
-                     top_k: int = 16) -> torch.Tensor:
-    """Match the teacher's box codes (smooth L1) at its `top_k` most confident locations per image and
-    class. Why: a cut model's scores recover faster than its boxes (too wide on narrow products), and
-    where the teacher is confident its box is the one to copy. loc: [B, C, 4, A]; cls: [B, C, A]."""
+                     anchors: torch.Tensor, top_k: int = 16) -> torch.Tensor:
+    """1 − GIoU between the student's and the teacher's decoded boxes at the teacher's `top_k` most
+    confident locations per image and class. Why: a cut model's scores recover faster than its boxes (too
+    wide on narrow products), and where the teacher is confident its box is the one to copy; GIoU keeps
+    the term bounded and scale-free where raw box codes of far-off boxes are not.
+    loc: [B, C, 4, A] codes; cls: [B, C, A]; anchors: [A, 4]."""
     k = min(top_k, teacher_cls.shape[-1])
-    idx = teacher_cls.detach().topk(k, dim=-1).indices.unsqueeze(2).expand(-1, -1, student_loc.shape[2], -1)
-    return F.smooth_l1_loss(student_loc.gather(3, idx), teacher_loc.detach().gather(3, idx))
+    idx = teacher_cls.detach().topk(k, dim=-1).indices  # [B, C, k]
+    codes = idx.unsqueeze(2).expand(-1, -1, student_loc.shape[2], -1)
+    pick = lambda loc: loc.gather(3, codes).permute(0, 1, 3, 2).reshape(-1, 4)  # noqa: E731
+    where = anchors[idx.reshape(-1)]
+    student = box_coder.decode(pick(student_loc), where)
+    teacher = box_coder.decode(pick(teacher_loc.detach()), where)
+    return generalized_box_iou_loss(student, teacher, reduction="mean")
 
 
 def spatial_attention(features: torch.Tensor) -> torch.Tensor:

@@ -216,19 +216,22 @@ def test_distillation_from_a_teacher_runs(tiny_synth, tmp_path):
 
 
 def test_box_distillation_copies_the_teacher_where_it_is_confident():
+    from core.model.box_coder import strided_boxes
     from core.train.loss import box_distillation
 
     torch.manual_seed(0)
-    t_loc, t_cls = torch.randn(2, 3, 4, 50), torch.randn(2, 3, 50)
-    assert box_distillation(t_loc.clone(), t_loc, t_cls, top_k=5) == 0
+    anchors = strided_boxes(5, 10, 64.0, 16.0)  # 50 locations
+    t_loc, t_cls = 0.3 * torch.randn(2, 3, 4, 50), torch.randn(2, 3, 50)
+    assert box_distillation(t_loc.clone(), t_loc, t_cls, anchors, top_k=5) < 1e-6
     unsure = t_cls.topk(45, dim=-1, largest=False).indices  # the 45 locations outside each top 5
     s_loc = t_loc.clone()
-    s_loc.scatter_(3, unsure.unsqueeze(2).expand(-1, -1, 4, -1), 9.0)
-    assert box_distillation(s_loc, t_loc, t_cls, top_k=5) == 0  # only confident locations count
+    s_loc.scatter_(3, unsure.unsqueeze(2).expand(-1, -1, 4, -1), 3.0)
+    assert box_distillation(s_loc, t_loc, t_cls, anchors, top_k=5) < 1e-6  # only confident locations count
     s_loc = t_loc.clone().requires_grad_(True)
-    loss = box_distillation(s_loc + 0.5, t_loc, t_cls, top_k=5)
+    wider = s_loc + torch.tensor([0.0, 0.0, 2.0, 0.0]).view(1, 1, 4, 1)  # boxes too wide, as a cut model's
+    loss = box_distillation(wider, t_loc, t_cls, anchors, top_k=5)
     loss.backward()
-    assert loss > 0 and (s_loc.grad != 0).sum() == 2 * 3 * 4 * 5
+    assert 0 < loss < 2 and (s_loc.grad.abs().sum(2) != 0).sum() == 2 * 3 * 5
 
 
 def test_matching_loss_rewards_the_true_class_at_the_ideal_alignment():
