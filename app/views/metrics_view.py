@@ -26,7 +26,7 @@ from app.views.ratio_panel import GROUP_TITLES, fmt_change
 
 SUMMARY_ROWS = ("Parameters", "MACs", "Size (fp32)", "CPU latency", "mAP@0.5")
 SUMMARY_COLUMNS = ("Original", "Pruned", "Pruned vs original")
-RUNTIME_COLUMNS = ("Original", "Pruned", "Pruned vs original on PyTorch")
+RUNTIME_COLUMNS = ("Original", "Pruned", "Pruned speed-up")
 HISTORY_COLUMNS = ("When", "Role", "Model", "How it was made", "Parameters", "Size (MB)", "GMACs", "Latency (ms)",
                    "mAP@0.5", "Images", "Dataset")
 ROLE_COLORS = {"original": (40, 90, 200), "pruned": (230, 120, 20)}
@@ -174,7 +174,7 @@ class MetricsView(QWidget):
         splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.addWidget(tables)
         splitter.addWidget(plots)
-        splitter.setSizes([380, 340])
+        splitter.setSizes([470, 290])
         lay = QVBoxLayout(self)
         lay.addWidget(splitter)
 
@@ -266,14 +266,15 @@ class MetricsView(QWidget):
                     item.setToolTip(m.skipped)
                 self.runtimes.setItem(r, c, item)
             p = cells[1]
-            speed = (f"{base.ms / p.ms:.2f}× faster" if base is not None and base.ms and p is not None and p.ms
+            speed = (f"{base.ms / p.ms:.2f}×" if base is not None and base.ms and p is not None and p.ms
                      else "")
             self.runtimes.setItem(r, 2, _item(speed, True))
         if not cols:
             note = "Not timed yet for these models: Time runtimes measures each model on every runtime."
         else:
             size = "×".join(str(v) for v in t.input_size)
-            note = f"Input {size}, one class image, median of {self._repeats()} runs on the CPU."
+            note = (f"Input {size}, one class image, median of {self._repeats()} runs on the CPU; speed-up: the "
+                    "pruned model on each runtime against the original on PyTorch fp32.")
             note += "".join(f"\n{name}: {why}." for name, why in skipped.items())
         self.runtimes_note.setText(note)
 
