@@ -49,6 +49,11 @@ def test_bundle_contents(package_dir):
     assert (res / "icons" / "os2d-studio.png").is_file()
     # torchvision's native ops (nms, roi_align), which PyInstaller's hook misses for torchvision >= 0.29
     assert list((internal / "torchvision").glob("_C*")), "torchvision's _C extension is not bundled"
+    # OpenVINO's CPU plugin and its IR reader (loaded by file name: without them it sees no device, or
+    # cannot read an int8 model)
+    ov = internal / "openvino"
+    for lib in ("openvino_intel_cpu_plugin", "openvino_ir_frontend", "openvino_onnx_frontend"):
+        assert list(ov.rglob(f"*{lib}*")), f"OpenVINO's {lib} is not bundled"
     present = [name for name in NOT_BUNDLED if (internal / name).exists()]
     assert not present, f"development files in the bundle: {present}"
 
