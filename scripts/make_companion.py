@@ -4,13 +4,16 @@ Steps, each skipped when its output exists (so a killed run resumes; fine-tuning
 checkpoint): prune the default model 50 % by weight L1 (data-free: it recovered best with fine-tuning in
 the seed table), fine-tune it with distillation from the original on the full benchmark's train split
 plus two more benchmarks' classes (fine-tuned on 80 classes only, a cut model forgot held-out tall
-bottles), keeping the best of its checkpoints on the val images the original was selected on, then evaluate both models on the benchmark's held-out val classes, leaving out the images the default
+bottles) and with the original's boxes distilled where it is confident (the cut model's boxes came out
+too wide on narrow bottles), keeping the best of its checkpoints on the val images the original was selected on, then evaluate both models on the benchmark's held-out val classes, leaving out the images the default
 model's checkpoint was selected on, and record in the companion's file the score threshold with the best
 F1 there (the app shows each side at its own threshold) with the evaluation. The original's best-F1
 threshold is printed for `resources/samples/samples.json` (`min_score`).
 
     for s in 0 1 2; do os2d-studio synth --out data/synth-$s --seed $s; done
     python scripts/make_companion.py --dataset data/synth-0 --work data/companion      # ~1.5 h on 2 CPU cores
+
+`--ratio 0.3 --iterations 100 --out FILE` makes the 30 % copy the deployment bench also times.
 """
 
 from __future__ import annotations
@@ -35,7 +38,8 @@ from core.resources import companion_model_path, default_model_path  # noqa: E40
 from core.train.finetune import FinetuneConfig, finetune  # noqa: E402
 
 RATIO = 0.5
-ITERATIONS = 800
+ITERATIONS = 600
+BOX_DISTILLATION = 1.0  # the teacher's boxes where it is confident: a cut model's boxes come out too wide
 SELECT_EVERY = 100  # keep the best of these checkpoints on the selection images
 SELECTION_IMAGES = 30  # val images the default model's training selected its checkpoint on (left out)
 
@@ -57,21 +61,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--extra-train", nargs="*", default=[str(REPO / "data" / f"synth-{s}") for s in (1, 2)],
                    help="more benchmarks to fine-tune on (all their splits): more classes keep the cut model "
                         "general on the held-out ones")
+    p.add_argument("--ratio", type=float, default=RATIO, help="share of every unit's channels removed")
+    p.add_argument("--iterations", type=int, default=ITERATIONS, help="fine-tuning iterations")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     original = default_model_path()
-    pruned, tuned = work / "pruned50.pt", work / "pruned50-ft.pt"
+    tag = f"pruned{round(100 * args.ratio)}"
+    pruned, tuned = work / f"{tag}.pt", work / f"{tag}-ft.pt"
     if not pruned.exists():
         model = load_model(original).model
-        res = prune(model, PruningPlan(ratio=RATIO, criterion="weight_l1"), data_free_importance(model, ["weight_l1"]))
+        res = prune(model, PruningPlan(ratio=args.ratio, criterion="weight_l1"), data_free_importance(model, ["weight_l1"]))
         save_pruned(res, pruned, str(original), parent_sha256=file_sha256(original),
                     extra_meta={"eval_scale": load_model(original).meta.get("eval_scale")})
     if not tuned.exists():
         finetune(FinetuneConfig(model=str(pruned), teacher=str(original), dataset=args.dataset, out=str(tuned),
-                                iterations=ITERATIONS, evaluate_before_after=False, threads=args.threads,
+                                iterations=args.iterations, evaluate_before_after=False, threads=args.threads,
                                 extra_train=tuple(args.extra_train), select_every=SELECT_EVERY,
+                                distill_box_weight=BOX_DISTILLATION,
                                 select_images=SELECTION_IMAGES),
                  progress=ConsoleProgress("finetune"))
     evals = {}
