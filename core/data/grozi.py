@@ -338,39 +338,39 @@ def load_dataset_dir(root: str | os.PathLike, split: str | None = None) -> OS2DD
         meta_path = root / "dataset.json"
     if not meta_path.exists():
         raise DatasetError(root, "no dataset.json here (for the GroZi-3.2k layout use 'grozi:PATH')")
-    meta = read_json(meta_path, DatasetError, "dataset description (dataset.json)")
-    if not isinstance(meta, dict):
-        raise DatasetError(meta_path, f"a dataset description is a JSON object, got {_json_type(meta)}")
-    fmt = meta.get("format", "os2d-csv")
+    desc = read_json(meta_path, DatasetError, "dataset description (dataset.json)")
+    if not isinstance(desc, dict):
+        raise DatasetError(meta_path, f"a dataset description is a JSON object, got {_json_type(desc)}")
+    fmt = desc.get("format", "os2d-csv")
     if fmt != "os2d-csv":
         raise DatasetError(meta_path, f"unsupported format {_short(fmt)} (expected 'os2d-csv')")
-    if "csv" not in meta:
+    if "csv" not in desc:
         raise DatasetError(meta_path, "missing 'csv' (path of the annotation CSV)")
-    if not isinstance(meta["csv"], str) or not meta["csv"].strip():
+    if not isinstance(desc["csv"], str) or not desc["csv"].strip():
         raise DatasetError(meta_path, f"'csv' must be the path of the annotation CSV (a string), "
-                                      f"got {_json_type(meta['csv'])}: {_short(meta['csv'])}")
-    eval_scale = meta.get("eval_scale", DEFAULT_EVAL_SCALE)
+                                      f"got {_json_type(desc['csv'])}: {_short(desc['csv'])}")
+    eval_scale = desc.get("eval_scale", DEFAULT_EVAL_SCALE)
     if (isinstance(eval_scale, bool) or not isinstance(eval_scale, (int, float)) or not eval_scale > 0
             or not math.isfinite(eval_scale)):
         raise DatasetError(meta_path, f"'eval_scale' must be a positive number, got {_short(eval_scale)}")
-    image_size = meta.get("image_size")
+    image_size = desc.get("image_size")
     if image_size is not None and (isinstance(image_size, bool) or not isinstance(image_size, int)
                                    or image_size <= 0):
         raise DatasetError(meta_path, f"'image_size' must be a positive integer or null, got {_short(image_size)}")
     for key in ("class_image_dir", "image_dir", "name"):
-        if key in meta and not isinstance(meta[key], str):
-            raise DatasetError(meta_path, f"'{key}' must be a string, got {_json_type(meta[key])}: {_short(meta[key])}")
+        if key in desc and not isinstance(desc[key], str):
+            raise DatasetError(meta_path, f"'{key}' must be a string, got {_json_type(desc[key])}: {_short(desc[key])}")
 
-    csv_path = root / meta["csv"]
+    csv_path = root / desc["csv"]
     split = split or "all"
     rows = read_annotation_csv(csv_path)
     selected = _select_split(rows, split, csv_path)
     _check_consistent(rows, csv_path)
-    name = meta.get("name") or root.name
+    name = desc.get("name") or root.name
     return _assemble(name=name if split == "all" else f"{name}-{split}", root=root, csv_path=csv_path,
                      eval_scale=eval_scale, split=split, image_rows=selected, box_rows=selected,
-                     class_dir=root / meta.get("class_image_dir", "classes/images"),
-                     image_dir=root / meta.get("image_dir", "src/images"), image_size=image_size)
+                     class_dir=root / desc.get("class_image_dir", "classes/images"),
+                     image_dir=root / desc.get("image_dir", "src/images"), image_size=image_size)
 
 
 def _grozi_subset(split: str | None) -> str:
