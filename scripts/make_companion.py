@@ -2,18 +2,22 @@
 
 Steps, each skipped when its output exists (so a killed run resumes; fine-tuning resumes from its own
 checkpoint): prune the default model 50 % by weight L1 (data-free: it recovered best with fine-tuning in
-the seed table), fine-tune it with distillation from the original on the full benchmark's train split
-plus two more benchmarks' classes (fine-tuned on 80 classes only, a cut model forgot held-out tall
-bottles) and with the original's boxes distilled where it is confident (the cut model's boxes came out
-too wide on narrow bottles), keeping the best of its checkpoints on the val images the original was selected on, then evaluate both models on the benchmark's held-out val classes, leaving out the images the default
+the seed table), fine-tune it with distillation from the original on the full benchmark's train split,
+then evaluate both models on the benchmark's held-out val classes, leaving out the images the default
 model's checkpoint was selected on, and record in the companion's file the score threshold with the best
 F1 there (the app shows each side at its own threshold) with the evaluation. The original's best-F1
 threshold is printed for `resources/samples/samples.json` (`min_score`).
 
-    for s in 0 1 2; do os2d-studio synth --out data/synth-$s --seed $s; done
-    python scripts/make_companion.py --dataset data/synth-0 --work data/companion      # ~1.5 h on 2 CPU cores
+    os2d-studio synth --out data/synth-0 --seed 0
+    python scripts/make_companion.py --dataset data/synth-0 --work data/companion      # ~1 h on 2 CPU cores
 
-`--ratio 0.3 --iterations 100 --out FILE` makes the 30 % copy the deployment bench also times.
+Options for other copies: `--ratio`, `--iterations`, `--extra-train DATASET…` (more classes to fine-tune
+on), `--distill-box W` (the original's boxes where it is confident), `--select-every N` (keep the best
+checkpoint on the selection images). The 30 % copy the deployment bench also times:
+
+    for s in 1 2; do os2d-studio synth --out data/synth-$s --seed $s; done
+    python scripts/make_companion.py --work data/companion-30 --out data/companion-30/default-pruned30.pt \
+        --ratio 0.3 --iterations 100 --extra-train data/synth-1 data/synth-2 --distill-box 1 --select-every 100
 """
 
 from __future__ import annotations
@@ -38,9 +42,7 @@ from core.resources import companion_model_path, default_model_path  # noqa: E40
 from core.train.finetune import FinetuneConfig, finetune  # noqa: E402
 
 RATIO = 0.5
-ITERATIONS = 600
-BOX_DISTILLATION = 1.0  # the teacher's boxes where it is confident: a cut model's boxes come out too wide
-SELECT_EVERY = 100  # keep the best of these checkpoints on the selection images
+ITERATIONS = 500
 SELECTION_IMAGES = 30  # val images the default model's training selected its checkpoint on (left out)
 
 
@@ -58,9 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dataset", default=str(REPO / "data" / "synth-0"))
     p.add_argument("--work", default=str(REPO / "data" / "companion"))
     p.add_argument("--out", default=str(companion_model_path()))
-    p.add_argument("--extra-train", nargs="*", default=[str(REPO / "data" / f"synth-{s}") for s in (1, 2)],
-                   help="more benchmarks to fine-tune on (all their splits): more classes keep the cut model "
-                        "general on the held-out ones")
+    p.add_argument("--extra-train", nargs="*", default=[],
+                   help="more benchmarks to fine-tune on (all their splits)")
+    p.add_argument("--distill-box", type=float, default=0.0, help="weight of the original's boxes (0: off)")
+    p.add_argument("--select-every", type=int, default=0,
+                   help="keep the best checkpoint on the selection images, scored every N iterations (0: the last)")
     p.add_argument("--ratio", type=float, default=RATIO, help="share of every unit's channels removed")
     p.add_argument("--iterations", type=int, default=ITERATIONS, help="fine-tuning iterations")
     p.add_argument("--threads", type=int, default=0)
@@ -78,9 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     if not tuned.exists():
         finetune(FinetuneConfig(model=str(pruned), teacher=str(original), dataset=args.dataset, out=str(tuned),
                                 iterations=args.iterations, evaluate_before_after=False, threads=args.threads,
-                                extra_train=tuple(args.extra_train), select_every=SELECT_EVERY,
-                                distill_box_weight=BOX_DISTILLATION,
-                                select_images=SELECTION_IMAGES),
+                                extra_train=tuple(args.extra_train), select_every=args.select_every,
+                                distill_box_weight=args.distill_box, select_images=SELECTION_IMAGES),
                  progress=ConsoleProgress("finetune"))
     evals = {}
     for name, path in (("original", original), ("companion", tuned)):
