@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import statistics
 import sys
@@ -110,7 +111,7 @@ def markdown(data: dict, args) -> str:
     o, p, a = r["original"], r["pruned"], r["agreement"]
     cpu = platform.processor() or platform.machine()
     lines = [START, "## Video: the original and its shipped pruned companion on the demo video (`bench/video.py`)", "",
-             f"Run {datetime.date.today().isoformat()} on {cpu} (2 CPU cores), torch {torch.__version__}, "
+             f"Run {datetime.date.today().isoformat()} on {cpu} ({os.cpu_count()} CPU cores), torch {torch.__version__}, "
              f"{torch.get_num_threads()} threads, device {r['device']}. Original `{Path(data['model']).name}`, pruned "
              f"`{Path(data['pruned']).name}` (50 % weight L1, fine-tuned; `resources/models/README.md`). Video "
              f"`{Path(data['video']).name}` ({r['processed_count']} frames, 640×480) at the frame's own size "
@@ -131,6 +132,12 @@ def markdown(data: dict, args) -> str:
                      f"{s['fps']:.2f} | {s['recall']:.3f} | {s['mAP@0.5']:.3f} | {s['detections']} |")
     lines += ["", f"Agreement (same class, IoU ≥ 0.5, found by both / all distinct boxes): {a['agreement']:.1%} "
               f"({a['matched']} both, {a['only_original']} only original, {a['only_pruned']} only pruned).", ""]
+    if o.get("per_class_ap") and p.get("per_class_ap"):
+        lines += ["AP@0.5 per class image (where a side's mAP goes):", "", "| class | original | pruned |",
+                  "|---|---:|---:|"]
+        for name in o["per_class_ap"]:
+            lines.append(f"| {name} | {o['per_class_ap'][name]:.3f} | {p['per_class_ap'].get(name, 0.0):.3f} |")
+        lines.append("")
     sc = data["scales"]
     ratio = sc["model"]["ms"] / sc["own"]["ms"]
     lines += ["One demo frame, the original model, 4 class images, median of "

@@ -88,13 +88,15 @@ class SideStats:
     detections: int  # kept boxes over all processed frames
     recall: float | None = None  # against the video's ground truth (at this side's score threshold)
     map: float | None = None  # mAP@0.5 over the processed frames, of each frame's top boxes by score (any score)
+    per_class_ap: dict[str, float] | None = None  # AP@0.5 per class image name: where a side loses its mAP
 
     def to_json(self) -> dict:
         rnd = lambda v: None if v is None else round(v, 4)  # noqa: E731
         return {"name": self.name, "parameters": self.parameters, "mean_latency_ms": round(self.mean_ms, 3),
                 "median_latency_ms": round(self.median_ms, 3), "p90_latency_ms": round(self.p90_ms, 3),
                 "fps": round(self.fps, 3), "detections": self.detections, "recall": rnd(self.recall),
-                "mAP@0.5": rnd(self.map)}
+                "mAP@0.5": rnd(self.map),
+                "per_class_ap": None if self.per_class_ap is None else {k: rnd(v) for k, v in self.per_class_ap.items()}}
 
 
 @dataclass(frozen=True)
@@ -304,7 +306,9 @@ class _Side:
             return stats
         result = evaluate_map(self.ranked, truths)
         mean_ap = None if result.map != result.map else float(result.map)  # NaN: no ground truth seen
-        return replace(stats, recall=self.recall, map=mean_ap)
+        names = self.bank.names
+        per_class = {(names[k] if 0 <= k < len(names) else str(k)): float(ap) for k, ap in result.per_class_ap.items()}
+        return replace(stats, recall=self.recall, map=mean_ap, per_class_ap=per_class)
 
 
 def _run(sides: tuple[_Side, _Side], src: FrameSource, names: tuple[str, ...], *, size, score_threshold, nms_iou,

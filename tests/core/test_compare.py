@@ -225,7 +225,10 @@ def test_ground_truth_gives_each_side_a_running_recall_and_map(video, tmp_path):
     assert recalls == [(1.0, 0.0)] * N
     assert res.original.recall == 1.0 and res.original.map == pytest.approx(1.0)
     assert res.pruned.recall == 0.0 and res.pruned.map == pytest.approx(0.0)
+    assert res.original.per_class_ap == {"class_7": pytest.approx(1.0)}  # where each side wins or loses
+    assert res.pruned.per_class_ap == {"class_7": pytest.approx(0.0)}
     data = res.to_json()
+    assert data["pruned"]["per_class_ap"] == {"class_7": 0.0}
     assert data["ground_truth"] == str(path) and data["original"]["mAP@0.5"] == 1.0
     # without class ids in the names nothing is scored against it
     res = compare(good, bad, [CLASS], video, class_names=["patch"], ground_truth=gt, max_frames=2)
