@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import os
-import platform
 import sys
 from pathlib import Path
 
 import torch
 
-from bench.sections import command_line, markers, write_section
+from bench.sections import cpu_name, command_line, markers, write_section
 from bench.video import manifest
 from core.compare import compare
 from core.data.grozi import open_dataset
@@ -112,8 +110,7 @@ def markdown(data: dict, args) -> str:
     base = first["original"]["mean_latency_ms"] if first else 0.0
     copies = " and ".join(f"its {n} copy" for n in data["models"])
     lines = [START, "## Deployment runtimes on the demo video (`bench/deploy.py`)", "",
-             f"Run {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()} "
-             f"({os.cpu_count()} CPU cores), torch {torch.__version__}, {torch.get_num_threads()} threads. The "
+             f"Run {datetime.date.today().isoformat()} on {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads. The "
              f"default model and {copies} (weight L1, fine-tuned; `scripts/make_companion.py`), each paired "
              f"with the original on the first {data['frames']} frames of the demo video at the frame's own size "
              f"{data['size']:.0f}, {len(data['classes'])} class images; ms = mean detection latency per frame "

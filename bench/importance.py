@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import math
-import platform
 from pathlib import Path
 
 import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from bench.sections import command_line, markers, write_section
+from bench.sections import cpu_name, command_line, markers, write_section
 from core.data.grozi import open_dataset
 from core.detect import pick_device
 from core.importance.calibration import CalibrationSet, build_calibration
@@ -125,7 +124,7 @@ def report(result: ImportanceResult, plain: Measurement, args, model_path: str, 
         f"(ids {', '.join(map(str, calib.provenance.image_ids[:12]))}{'…' if len(calib) > 12 else ''}), "
         f"target size {calib.provenance.target_size:g}, {calib.num_boxes} boxes, "
         f"selection {calib.provenance.selection}, seed {calib.provenance.seed}",
-        f"- device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine()}), "
+        f"- device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else cpu_name()}), "
         f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads; memory = {mem_kind}",
         "- Spearman ρ: per unit between the criterion's channel scores and LCP's, then mean / median / min over "
         "units (n/a where a ranking is constant). Times: one run, after one warm-up forward.",

@@ -23,7 +23,6 @@ import argparse
 import copy
 import datetime
 import json
-import platform
 import statistics
 import sys
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from bench.sections import command_line, markers, write_section
+from bench.sections import cpu_name, command_line, markers, write_section
 from core.eval.profile import profile_model
 from core.importance.result import data_free_importance
 from core.model.os2d import OS2D_V2, ModelConfig, OS2DModel
@@ -122,7 +121,7 @@ def _fmt(v, nd=1):
 def markdown(results: list[dict], args) -> str:
     cuda = any(r["profile"]["cuda_latency_ms"] for a in results for r in a["rows"])
     lines = [START, "## Structured pruning (`bench/pruning.py`)", ""]
-    lines.append(f"Run {datetime.date.today().isoformat()} on {platform.processor() or platform.machine()}, "
+    lines.append(f"Run {datetime.date.today().isoformat()} on {cpu_name()}, "
                  f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads"
                  + (f", CUDA {torch.cuda.get_device_name(0)}" if cuda else "")
                  + f". Latency: median of {args.repeats} detection forwards after {args.warmup} warm-up "

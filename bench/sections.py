@@ -10,6 +10,23 @@ from pathlib import Path
 from core.io import atomic_write_text
 
 
+def cpu_name() -> str:
+    """The CPU a table was measured on, in words ("AMD EPYC (2 cores)"): the first model name the
+    system reports, else the architecture."""
+    import os
+    import platform
+
+    name = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name or platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
+
+
 def command_line(script: str, argv: list[str] | None) -> str:
     """How to rerun this benchmark, for the section it writes (`argv` as main() got it, else sys.argv)."""
     args = shlex.join(argv if argv is not None else sys.argv[1:])

@@ -22,7 +22,6 @@ import hashlib
 import json
 import math
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from bench.sections import command_line, markers, write_section  # noqa: E402
+from bench.sections import cpu_name, command_line, markers, write_section  # noqa: E402
 from core.data.grozi import open_dataset  # noqa: E402
 from core.detect import Detector, pick_device  # noqa: E402
 from core.eval.evaluate import EvalConfig, evaluate  # noqa: E402
@@ -285,7 +284,7 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
              f"Model `{model_path}` (sha256 {model_sha[:12]}…), benchmark `{args.dataset}` (held-out classes, {_images(args, selected_on)}, eval scale {scale:g}); calibration {args.calib_images} train images; every pruned model "
              f"{control}fine-tuned {args.finetune_iterations} iterations (batch {args.batch_size}×{args.class_batch_size} "
              f"classes, lr {args.finetune_lr:g}, the loss the original was trained with + GIoU + score and attention distillation from the "
-             f"original). Latency: the BN-folded channels-last copy detection runs, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+             f"original). Latency: the BN-folded channels-last copy detection runs, CPU ({cpu_name()}, {torch.get_num_threads()} "
              f"threads), one {latency_input[0]}×{latency_input[1]} image and one class, fastest of "
              f"{args.latency_repeats}. Measured {time.strftime('%Y-%m-%d')}.", "",
              "| ratio | criterion | params | size MB | GMACs | CPU ms | speedup | mAP pruned | mAP fine-tuned "

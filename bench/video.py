@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -29,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from bench.sections import command_line, markers, write_section
+from bench.sections import cpu_name, command_line, markers, write_section
 from core.compare import compare
 from core.data.images import load_image
 from core.data.video import open_source
@@ -109,9 +107,9 @@ def run(args) -> dict:
 def markdown(data: dict, args) -> str:
     r = data["result"]
     o, p, a = r["original"], r["pruned"], r["agreement"]
-    cpu = platform.processor() or platform.machine()
+    cpu = cpu_name()
     lines = [START, "## Video: the original and its shipped pruned companion on the demo video (`bench/video.py`)", "",
-             f"Run {datetime.date.today().isoformat()} on {cpu} ({os.cpu_count()} CPU cores), torch {torch.__version__}, "
+             f"Run {datetime.date.today().isoformat()} on {cpu}, torch {torch.__version__}, "
              f"{torch.get_num_threads()} threads, device {r['device']}. Original `{Path(data['model']).name}`, pruned "
              f"`{Path(data['pruned']).name}` (50 % weight L1, fine-tuned; `resources/models/README.md`). Video "
              f"`{Path(data['video']).name}` ({r['processed_count']} frames, 640×480) at the frame's own size "
