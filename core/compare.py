@@ -306,7 +306,7 @@ class _Side:
             return stats
         result = evaluate_map(self.ranked, truths)
         mean_ap = None if result.map != result.map else float(result.map)  # NaN: no ground truth seen
-        names = self.bank.names
+        names = self.bank.names if self.bank is not None else []
         per_class = {(names[k] if 0 <= k < len(names) else str(k)): float(ap) for k, ap in result.per_class_ap.items()}
         return replace(stats, recall=self.recall, map=mean_ap, per_class_ap=per_class)
 
