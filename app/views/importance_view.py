@@ -25,6 +25,7 @@ from app.views.plots import make_plot
 from app.views.ratio_panel import set_enabled, short_unit_name
 from app.workbench import WorkbenchController
 from core.importance.criteria import CRITERIA
+from core.importance.result import ALL_CRITERIA
 from core.prune.plan import plan_counts
 
 GRADIENT_CRITERIA = {"taylor": "Taylor |a·∂L/∂a|: one backward pass for all units",
@@ -112,6 +113,7 @@ class ImportanceView(QWidget):
         # -- heatmap
         self.criterion = QComboBox()
         self.criterion.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.criterion.setMinimumContentsLength(max(len(c) for c in ALL_CRITERIA))  # never waits on a re-layout
         self.criterion.setToolTip("The criterion that sorts and colours each row")
         # elided to the room it has: a long readout must not widen the window
         self.hover_label = ElidedLabel(mode=Qt.TextElideMode.ElideRight)
@@ -143,6 +145,7 @@ class ImportanceView(QWidget):
         self.scatter_plot.addItem(self.scatter)
         self.versus = QComboBox()
         self.versus.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.versus.setMinimumContentsLength(max(len(c) for c in ALL_CRITERIA))
         self.versus.setToolTip("Second criterion of the scatter plot")
         self.unit_title = QLabel("<i>Click a row of the heatmap to inspect a unit.</i>")
         self.unit_title.setTextFormat(Qt.TextFormat.RichText)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLay
 from superqt import QLabeledDoubleSlider
 
 from core.importance.criteria import DATA_FREE
+from core.importance.result import ALL_CRITERIA
 from app.state import Session
 from core.prune.plan import GROUPS, MAX_RATIO, PlanCostModel, Prediction, PruningPlan, plan_counts
 from core.prune.units import REGRESSOR, TRUNK, Unit
@@ -169,6 +170,8 @@ class RatioPanel(QWidget):
         # -- options
         self.criterion = QComboBox()
         self.criterion.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "combined", not "combine"
+        # wide enough for any criterion from the start: the width never waits on a re-layout
+        self.criterion.setMinimumContentsLength(max(len(c) for c in ALL_CRITERIA))
         self.criterion.setToolTip("<p>Which importance ranks the channels of each unit (the lowest are removed). "
                                   "On the default model, combined keeps the most mAP as cut; weight_l1 recovers "
                                   "fastest when fine-tuned (bench/RESULTS.md, seed table).</p>")  # rich text wraps
