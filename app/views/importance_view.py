@@ -22,10 +22,9 @@ from app.views.dataset_picker import DatasetPicker
 from app.views.importance_heatmap import CUT_PEN, ImportanceHeatmap, heatmap_rows, kept_by_plan, normalize_unit
 from app.views.job_status import ElidedLabel
 from app.views.plots import make_plot
-from app.views.ratio_panel import set_enabled, short_unit_name
+from app.views.ratio_panel import fit_every_criterion, set_enabled, short_unit_name
 from app.workbench import WorkbenchController
 from core.importance.criteria import CRITERIA
-from core.importance.result import ALL_CRITERIA
 from core.prune.plan import plan_counts
 
 GRADIENT_CRITERIA = {"taylor": "Taylor |a·∂L/∂a|: one backward pass for all units",
@@ -113,7 +112,7 @@ class ImportanceView(QWidget):
         # -- heatmap
         self.criterion = QComboBox()
         self.criterion.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.criterion.setMinimumContentsLength(max(len(c) for c in ALL_CRITERIA))  # never waits on a re-layout
+        fit_every_criterion(self.criterion)
         self.criterion.setToolTip("The criterion that sorts and colours each row")
         # elided to the room it has: a long readout must not widen the window
         self.hover_label = ElidedLabel(mode=Qt.TextElideMode.ElideRight)
@@ -145,7 +144,7 @@ class ImportanceView(QWidget):
         self.scatter_plot.addItem(self.scatter)
         self.versus = QComboBox()
         self.versus.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
-        self.versus.setMinimumContentsLength(max(len(c) for c in ALL_CRITERIA))
+        fit_every_criterion(self.versus)
         self.versus.setToolTip("Second criterion of the scatter plot")
         self.unit_title = QLabel("<i>Click a row of the heatmap to inspect a unit.</i>")
         self.unit_title.setTextFormat(Qt.TextFormat.RichText)

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox,
-                               QHBoxLayout, QHeaderView, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox,
-                               QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout, QWidget)
+                               QHBoxLayout, QHeaderView, QLabel, QPushButton, QSizePolicy, QSlider, QSpinBox, QStyle,
+                               QStyleOptionComboBox, QTableWidget, QTableWidgetItem, QToolButton, QVBoxLayout,
+                               QWidget)
 from superqt import QLabeledDoubleSlider
 
 from core.importance.criteria import DATA_FREE
@@ -45,6 +46,19 @@ def short_unit_name(name: str) -> str:
         return "transform." + name[len(REGRESSOR) + 1:]
     return name
 
+
+
+def fit_every_criterion(combo: QComboBox) -> None:
+    """A criterion combo exactly as wide as its longest possible item from the start: its width never
+    waits on a re-layout after the items change (which sometimes came late and cut "fg_bg_separation")."""
+    fm = combo.fontMetrics()
+    longest = max(ALL_CRITERIA, key=fm.horizontalAdvance)
+    opt = QStyleOptionComboBox()
+    combo.initStyleOption(opt)
+    opt.currentText = longest
+    size = combo.style().sizeFromContents(QStyle.ContentsType.CT_ComboBox, opt,
+                                          QSize(fm.horizontalAdvance(longest), fm.height()), combo)
+    combo.setMinimumWidth(size.width())
 
 class RatioSlider(QLabeledDoubleSlider):
     """A ratio slider with its value beside it; the track never shrinks below `min_track` pixels."""
@@ -170,8 +184,7 @@ class RatioPanel(QWidget):
         # -- options
         self.criterion = QComboBox()
         self.criterion.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # "combined", not "combine"
-        # wide enough for any criterion from the start: the width never waits on a re-layout
-        self.criterion.setMinimumContentsLength(max(len(c) for c in ALL_CRITERIA))
+        fit_every_criterion(self.criterion)
         self.criterion.setToolTip("<p>Which importance ranks the channels of each unit (the lowest are removed). "
                                   "On the default model, combined keeps the most mAP as cut; weight_l1 recovers "
                                   "fastest when fine-tuned (bench/RESULTS.md, seed table).</p>")  # rich text wraps
