@@ -205,6 +205,7 @@ class RuntimeTimings:
     labels: Mapping[str, str]  # role → model_key of the measured model
     rows: Mapping[str, tuple]  # role → core.deploy.latency.RuntimeLatency per runtime
     input_size: tuple[int, int]
+    repeats: int  # timed runs per model and runtime (the median is shown)
 
 
 def runtime_timings_job(models: Mapping[str, LoadedModel], *, input_size: tuple[int, int] = (512, 512),
@@ -219,7 +220,8 @@ def runtime_timings_job(models: Mapping[str, LoadedModel], *, input_size: tuple[
                                       progress=phases(f"{role} model"), cancel=cancel))
             for role, loaded in models.items()}
     phases.done()
-    return RuntimeTimings({role: model_key(loaded) for role, loaded in models.items()}, rows, tuple(input_size))
+    return RuntimeTimings({role: model_key(loaded) for role, loaded in models.items()}, rows, tuple(input_size),
+                          int(repeats))
 
 
 def model_key(loaded: LoadedModel) -> str:

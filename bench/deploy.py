@@ -61,6 +61,7 @@ def run(args) -> dict:
     with open_source(video) as src:
         size = (src.size[0] * src.size[1]) ** 0.5
     avail = availability()
+    val = open_dataset(args.dataset, "val") if args.dataset else None  # read once for every runtime and model
     calib = None
     rows = []
     for backend, precision in RUNTIMES:
@@ -87,7 +88,7 @@ def run(args) -> dict:
                   file=sys.stderr)
         row = {"runtime": runtime, "pairs": pairs, "describe": det_o.describe()}
         if args.dataset:
-            row["held_out"] = {name: held_out_map(loaded, backend, precision, args)
+            row["held_out"] = {name: held_out_map(loaded, val, backend, precision, args)
                                for name, loaded in {"original": original, **pruned}.items()}
             print(f"  held-out mAP: {row['held_out']}", file=sys.stderr)
         rows.append(row)
@@ -95,9 +96,8 @@ def run(args) -> dict:
             "models": list(pruned)}
 
 
-def held_out_map(loaded, backend: str, precision: str, args) -> dict:
-    """mAP@0.5 of `loaded` on `backend`/`precision` over the held-out val split at the model's scale."""
-    ds = open_dataset(args.dataset, "val")
+def held_out_map(loaded, ds, backend: str, precision: str, args) -> dict:
+    """mAP@0.5 of `loaded` on `backend`/`precision` over the held-out val split `ds` at the model's scale."""
     det = Detector(loaded.model, "cpu", target_size=loaded.scale(ds), backend=backend, precision=precision)
     exclude = (SELECTION_IMAGES,) if len(ds.images) > 2 * SELECTION_IMAGES else ()
     rep = evaluate(det, ds, split="val", config=EvalConfig(exclude_spread=exclude, max_images=args.val_images))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import platform
 import re
 import shlex
 import sys
@@ -13,9 +15,6 @@ from core.io import atomic_write_text
 def cpu_name() -> str:
     """The CPU a table was measured on, in words ("AMD EPYC (2 cores)"): the first model name the
     system reports, else the architecture."""
-    import os
-    import platform
-
     name = ""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -147,23 +147,22 @@ class MetricsView(QWidget):
         tables = QWidget()
         tl = QVBoxLayout(tables)
         tl.setContentsMargins(0, 0, 0, 0)
-        head = QHBoxLayout()
-        head.addWidget(QLabel("<b>Original vs pruned</b> (latest evaluation of each; counts at the reference input)"), 1)
-        head.addWidget(self.clear_button)
-        tl.addLayout(head)
-        row = QHBoxLayout()
-        row.addWidget(self.summary, 2)
-        row.addWidget(self.summary_note, 1)
-        tl.addLayout(row)
-        head = QHBoxLayout()
-        head.addWidget(QLabel("<b>Latency per runtime</b> (ms per detection forward, class features precomputed, "
-                              "at the reference input)"), 1)
-        head.addWidget(self.time_button)
-        tl.addLayout(head)
-        row = QHBoxLayout()
-        row.addWidget(self.runtimes, 2)
-        row.addWidget(self.runtimes_note, 1)
-        tl.addLayout(row)
+
+        def section(title: str, button: QPushButton, table: QTableWidget, note: QLabel) -> None:
+            """A titled table with its action button above and its note beside it."""
+            head = QHBoxLayout()
+            head.addWidget(QLabel(title), 1)
+            head.addWidget(button)
+            tl.addLayout(head)
+            row = QHBoxLayout()
+            row.addWidget(table, 2)
+            row.addWidget(note, 1)
+            tl.addLayout(row)
+
+        section("<b>Original vs pruned</b> (latest evaluation of each; counts at the reference input)",
+                self.clear_button, self.summary, self.summary_note)
+        section("<b>Latency per runtime</b> (ms per detection forward, class features precomputed, at the reference "
+                "input)", self.time_button, self.runtimes, self.runtimes_note)
         tl.addWidget(QLabel("<b>Evaluations</b>"))
         tl.addWidget(self.history, 1)
         plots = QWidget()
@@ -273,13 +272,10 @@ class MetricsView(QWidget):
             note = "Not timed yet for these models: Time runtimes measures each model on every runtime."
         else:
             size = "×".join(str(v) for v in t.input_size)
-            note = (f"Input {size}, one class image, median of {self._repeats()} runs on the CPU; speed-up: the "
+            note = (f"Input {size}, one class image, median of {t.repeats} runs on the CPU; speed-up: the "
                     "pruned model on each runtime against the original on PyTorch fp32.")
             note += "".join(f"\n{name}: {why}." for name, why in skipped.items())
         self.runtimes_note.setText(note)
-
-    def _repeats(self) -> int:
-        return int(getattr(self.workbench, "latency_repeats", 5))
 
     def _show_history(self) -> None:
         evals = self.session.evaluations
