@@ -174,10 +174,14 @@ def cmd_prune_stages(args) -> int:
     cfg = StagedConfig(model=model, dataset=args.dataset, out=args.out, plan=plan,
                        stages=tuple(args.stages or STAGE_ORDER), iterations_per_stage=args.iterations_per_stage,
                        calib_images=args.calib_images, finetune=_finetune_config(args, model="", teacher=""),
-                       eval_images=args.eval_images, evaluate_before_after=not args.no_eval, device=args.device)
+                       eval_images=args.eval_images, evaluate_before_after=not args.no_eval, device=args.device,
+                       stage_by=args.stage_by, reconstruct=args.reconstruct)
     res = prune_in_stages(cfg, progress=ConsoleProgress("prune-stages"))
     for s in res.stages:
-        print(f"stage {s.group:<10} → {s.parameters:,} parameters  ({s.finetuned})")
+        rec = s.reconstruction
+        fit = "" if not rec or rec["error_before"] is None else \
+            f"; reconstruction error {rec['error_before']:.3f} → {rec['error_after']:.3f}"
+        print(f"stage {s.label:<10} → {s.parameters:,} parameters{fit}  ({s.finetuned})")
     fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
     print(f"mAP@0.5 original {fmt(res.map_before)} → staged {fmt(res.map_after)}; wrote {res.out}")
     if args.json:
@@ -186,7 +190,9 @@ def cmd_prune_stages(args) -> int:
 
 
 def add_prune_stages(sub) -> None:
-    ps = sub.add_parser("prune-stages", help="LCP-style layer-wise pruning: prune one stage, fine-tune, then the next")
+    ps = sub.add_parser("prune-stages", help="LCP-style layer-wise pruning: prune one stage, fine-tune, then the "
+                                             "next (--criterion lcp --reconstruct --stage-by unit: as LCP's paper "
+                                             "runs it)")
     ps.add_argument("--model", help="the unpruned model (default: the embedded default model); also the teacher")
     ps.add_argument("--dataset", required=True)
     g = ps.add_mutually_exclusive_group(required=True)
@@ -197,8 +203,16 @@ def add_prune_stages(sub) -> None:
     ps.add_argument("--stages", nargs="+",
                     help="groups in the order they are pruned (default: transform stem layer1 layer2 layer3; "
                          "groups the plan keeps whole are skipped)")
+    ps.add_argument("--stage-by", choices=("group", "unit"), default="group",
+                    help="one stage per group, or per prunable unit (layer by layer: the groups' order, "
+                         "units shallow to deep within each)")
+    ps.add_argument("--reconstruct", action="store_true",
+                    help="after each cut, solve the consumers' kept weights by least squares so their outputs "
+                         "inside the objects' context boxes match the model before the cut (LCP/DCP), on the "
+                         "stage's calibration images, before its fine-tune")
     ps.add_argument("--iterations-per-stage", type=positive_int, default=50)
-    ps.add_argument("--calib-images", type=positive_int, default=8, help="train images each stage's ranking sees")
+    ps.add_argument("--calib-images", type=positive_int, default=8,
+                    help="train images each stage's ranking (and reconstruction) sees")
     ps.add_argument("--out", required=True, help="the final model (stages go to OUT.stages/; rerun to resume)")
     _add_finetune_options(ps)
     ps.add_argument("--json")

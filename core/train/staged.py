@@ -6,8 +6,15 @@ Why: ranking a deep stage on a model whose shallow stages were already cut and r
 features that model really computes, and each fine-tune has only one stage's damage to repair. The
 cost is one importance pass and one fine-tune per stage instead of one of each.
 
-Every finished stage is a file in `OUT.stages/` (`2-layer1.pt`, `2-layer1-ft.pt`), so the same call
-after a cancel or a kill skips finished stages and resumes the current fine-tune from its checkpoint.
+A stage is a group (`stage_by="group"`) or, as the paper runs it, one prunable unit (`"unit"`: the
+same order, units in forward order within a group). With `reconstruct`, each cut is followed by LCP's
+reconstruction step before the fine-tune (`core.prune.reconstruct`): the consumers' kept weights are
+solved so that their outputs inside the context boxes match the model before the cut, on the same
+calibration images the stage was ranked on.
+
+Every finished stage is a file in `OUT.stages/` named by its index and group or unit (`2-layer1.pt`,
+`2-layer1-ft.pt`), so the same call after a cancel or a kill skips finished stages and resumes the
+current fine-tune from its checkpoint.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import CheckpointError, load_model, save_model
 from core.prune.job import prune, save_pruned
 from core.prune.plan import GROUPS, PlanError, PruningPlan
+from core.prune.reconstruct import ReconstructConfig, reconstruct_consumers
 from core.prune.units import find_units
 from core.train.finetune import FinetuneConfig, finetune, split_map
 
@@ -31,6 +39,7 @@ from core.train.finetune import FinetuneConfig, finetune, split_map
 # model at 50 %: 0.34 → 0.11 mAP when it came last, 0.176 after its 25 iterations) and, first, every
 # later stage's fine-tuning helps it recover: 0.360 at the end (`bench/seed_table.py --staged`).
 STAGE_ORDER = ("transform", "stem", "layer1", "layer2", "layer3")
+STAGE_BY = ("group", "unit")
 
 
 @dataclass(frozen=True)
@@ -40,6 +49,9 @@ class StagedConfig:
     out: str
     plan: PruningPlan  # the final ratios; each stage applies its group's share of them
     stages: tuple[str, ...] = STAGE_ORDER  # groups the plan leaves whole are skipped
+    stage_by: str = "group"  # "unit": one stage per pruned unit of those groups, in forward order
+    reconstruct: bool = False  # LCP's least-squares update of the consumers after each cut
+    reconstruction: ReconstructConfig = field(default_factory=ReconstructConfig)
     iterations_per_stage: int = 50
     calib_images: int = 8
     finetune: FinetuneConfig = field(default_factory=lambda: FinetuneConfig(model="", dataset="", out=""))
@@ -51,9 +63,15 @@ class StagedConfig:
 @dataclass(frozen=True)
 class StageRecord:
     group: str
-    pruned: str  # the stage's cut, before fine-tuning
+    pruned: str  # the stage's cut (and reconstruction), before fine-tuning
     finetuned: str
     parameters: int
+    unit: str | None = None  # the stage's one unit when stages are units
+    reconstruction: dict | None = None  # `ReconstructionReport.summary()` of the stage's cut
+
+    @property
+    def label(self) -> str:
+        return self.unit or self.group
 
 
 @dataclass(frozen=True)
@@ -68,21 +86,43 @@ class StagedResult:
                 "stages": [vars(s) for s in self.stages]}
 
 
-def stage_plans(plan: PruningPlan, model, stages: tuple[str, ...]) -> list[tuple[str, PruningPlan]]:
-    """One plan per stage with work to do: that group's units at the ratios the full plan gives them
-    on the original, every other unit whole."""
+def stage_plans(plan: PruningPlan, model, stages: tuple[str, ...], by: str = "group") -> list[tuple[str, PruningPlan]]:
+    """(label, plan) per stage with work to do: that group's units (`by="group"`, label the group) or one
+    unit (`by="unit"`, label its name; a group's units in forward order) at the ratios the full plan
+    gives them on the original, every other unit whole."""
     unknown = [g for g in stages if g not in GROUPS]
     if unknown:
         raise PlanError(f"unknown stage(s) {', '.join(unknown)}; stages are groups: {', '.join(GROUPS)}")
+    if by not in STAGE_BY:
+        raise PlanError(f"unknown stage kind '{by}'; stages are by {' or '.join(STAGE_BY)}")
     units = find_units(model)
     out = []
     for group in dict.fromkeys(stages):
         ratios = {u.name: plan.ratio_for(u) for u in units if u.group == group and plan.ratio_for(u) > 0}
-        if ratios:
-            out.append((group, replace(plan, ratio=0.0, group_ratios=(), unit_ratios=ratios)))
+        parts = [(group, ratios)] if by == "group" else [(name, {name: r}) for name, r in ratios.items()]
+        out += [(label, replace(plan, ratio=0.0, group_ratios=(), unit_ratios=r)) for label, r in parts if r]
     if not out:
         raise PlanError("the plan prunes nothing in the given stages")
     return out
+
+
+def _cut_stage(cfg: StagedConfig, loaded, plan: PruningPlan, calib, device, path: Path, stages_meta: list, *,
+               progress: Progress, cancel: CancelToken) -> None:
+    """Rank the stage's units on the model so far, cut them, reconstruct the consumers when asked, save."""
+    model = loaded.model.to(device).eval()
+    # each unit's scores depend on that unit alone: rank only the stage's units
+    ranked = [u for u in find_units(model) if u.name in plan.unit_ratio_map]
+    importance = compute_importance(model, calib, [plan.criterion], units=ranked, model_path=loaded.path,
+                                    cancel=cancel)
+    res = prune(model.cpu(), plan, importance, cancel=cancel)
+    meta = {k: loaded.meta[k] for k in ("eval_scale",) if k in loaded.meta}
+    if cfg.reconstruct:
+        rec = reconstruct_consumers(model.to(device), res.model.to(device), res.kept, calib,
+                                    config=cfg.reconstruction, progress=progress, cancel=cancel)
+        res.model.cpu()
+        meta["reconstruction"] = rec.summary()
+    meta["stages"] = stages_meta
+    save_pruned(res, path, loaded.path, extra_meta=meta, cancel=cancel)
 
 
 def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
@@ -91,11 +131,12 @@ def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
     out = Path(cfg.out)
     if out.exists():
         raise CheckpointError(out, "exists; staged pruning would overwrite it (choose another --out)")
-    work = out.with_suffix(".stages")
-    work.mkdir(parents=True, exist_ok=True)
     original = load_model(cfg.model)
     scale = original.eval_scale
-    plans = stage_plans(cfg.plan, original.model, tuple(cfg.stages))
+    plans = stage_plans(cfg.plan, original.model, tuple(cfg.stages), cfg.stage_by)
+    groups = {u.name: u.group for u in find_units(original.model)}
+    work = out.with_suffix(".stages")
+    work.mkdir(parents=True, exist_ok=True)
     train_ds = open_dataset(cfg.dataset, "train")
     device = pick_device(cfg.device)
     val_ds = open_dataset(cfg.dataset, "val") if cfg.evaluate_before_after else None
@@ -105,42 +146,49 @@ def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
             return None
         return split_map(load_model(path).model, val_ds, device, scale or val_ds.eval_scale, cfg.eval_images, cancel)
 
-    calib = None  # the same images rank every stage: built once, when a stage first needs it
+    calib = None  # the same images rank (and reconstruct) every stage: built once, when a stage first needs it
 
     n = len(plans)
-    # progress: per stage, importance (1 step) + fine-tune (its iterations)
-    per_stage = cfg.iterations_per_stage + 1
+    # progress steps per stage: ranking and cutting 1, reconstructing 1, fine-tuning its iterations
+    per_stage = cfg.iterations_per_stage + 1 + int(cfg.reconstruct)
+    total = n * per_stage
     current = original.path
     records: list[StageRecord] = []
     before = val_map(original.path)
-    for k, (group, plan) in enumerate(plans):
-        tag = f"{k + 1}-{group}"
+    for k, (label, plan) in enumerate(plans):
+        unit = label if cfg.stage_by == "unit" else None
+        group = groups[label] if unit else label
+        tag = f"{k + 1}-{label}"
+        say = f"stage {k + 1} of {n} ({label})"
         pruned_path, ft_path = work / f"{tag}.pt", work / f"{tag}-ft.pt"
         base = k * per_stage
 
-        def report(done: int, total: int, message: str = "", _base=base, _tag=tag) -> None:
-            progress(_base + 1 + done, n * per_stage, f"stage {_tag} ({k + 1}/{n}) fine-tune: {message}")
+        def report(done: int, _total: int, message: str = "", _base=base, _say=say) -> None:
+            progress(_base + per_stage - cfg.iterations_per_stage + done, total, f"{_say}: fine-tune: {message}")
 
+        if not ft_path.exists() and not pruned_path.exists():
+            progress(base, total, f"{say}: ranking channels")
+            loaded = load_model(current)
+            if calib is None:
+                calib = build_calibration(train_ds, cfg.calib_images, scale, 0,
+                                          class_image_size=loaded.model.config.class_image_size, cancel=cancel)
+
+            def sub(done: int, _total: int, message: str = "", _base=base, _say=say) -> None:
+                progress(_base + 1, total, f"{_say}: {message}")
+
+            stages_meta = [vars(r) for r in records] + [{"group": group, "unit": unit}]
+            _cut_stage(cfg, loaded, plan, calib, device, pruned_path, stages_meta, progress=sub, cancel=cancel)
+        recon = load_model(pruned_path).meta.get("reconstruction") if pruned_path.exists() else None
+        if pruned_path.exists() and (recon is not None) != cfg.reconstruct:
+            raise CheckpointError(pruned_path, f"was cut {'with' if recon is not None else 'without'} reconstruction; "
+                                               "resume with the same settings, or choose another --out")
         if not ft_path.exists():
-            if not pruned_path.exists():
-                progress(base, n * per_stage, f"stage {tag} ({k + 1}/{n}): ranking channels")
-                loaded = load_model(current)
-                model = loaded.model.to(device).eval()
-                if calib is None:
-                    calib = build_calibration(train_ds, cfg.calib_images, scale, 0,
-                                              class_image_size=model.config.class_image_size, cancel=cancel)
-                importance = compute_importance(model, calib, [plan.criterion], model_path=str(current),
-                                                cancel=cancel)
-                res = prune(model.cpu(), plan, importance, cancel=cancel)
-                meta = {k2: loaded.meta[k2] for k2 in ("eval_scale",) if k2 in loaded.meta}
-                meta["stages"] = [vars(r) for r in records] + [{"group": group}]
-                save_pruned(res, pruned_path, current, extra_meta=meta, cancel=cancel)
             ft_cfg = replace(cfg.finetune, model=str(pruned_path), teacher=str(original.path), dataset=cfg.dataset,
                              out=str(ft_path), iterations=cfg.iterations_per_stage, evaluate_before_after=False,
                              device=cfg.device, work_dir=str(work / f"{tag}-ft.run"))
             finetune(ft_cfg, progress=report, cancel=cancel)
         params = sum(p.numel() for p in load_model(ft_path).model.parameters())
-        records.append(StageRecord(group, str(pruned_path), str(ft_path), int(params)))
+        records.append(StageRecord(group, str(pruned_path), str(ft_path), int(params), unit, recon))
         current = str(ft_path)
     final = load_model(current)
     meta = dict(final.meta)

@@ -1,10 +1,12 @@
 """Layer-wise prune → fine-tune stages: the same channel counts as a one-shot cut, each stage ranked on
-the model the previous stages left, and a cancelled run resumes without redoing finished stages."""
+the model the previous stages left, a cancelled run resumes without redoing finished stages, and stages
+by unit with LCP's reconstruction after each cut."""
 
 import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,14 +17,17 @@ from core.jobs import CancelToken, Cancelled
 from core.model.checkpoint import CheckpointError, load_model, save_model
 from core.model.os2d import ModelConfig, OS2DModel
 from core.prune.job import prune
-from core.prune.plan import PlanError, PruningPlan
+from core.prune.plan import KeptChannels, PlanError, PruningPlan
+from core.prune.surgery import prune_model
 from core.importance.result import data_free_importance
 from core.prune.units import find_units
 from core.train.batches import BatchConfig
 from core.train.finetune import FinetuneConfig
-from core.train.staged import StagedConfig, prune_in_stages, stage_plans
+from core.train.staged import STAGE_ORDER, StagedConfig, prune_in_stages, stage_plans
 
 REPO = Path(__file__).resolve().parents[2]
+L1 = "net_feature_maps.layer1.0.conv1"  # inner units: one consumer each (the block's conv2)
+L3 = "net_feature_maps.layer3.0.conv1"
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +121,84 @@ def test_cli_prune_stages(setup, tmp_path):
     report = json.loads((tmp_path / "r.json").read_text())
     assert report["map_before"] is not None and report["map_after"] is not None
     assert [s["group"] for s in report["stages"]] == ["layer1", "layer2"]
+
+
+def test_stage_plans_by_unit_run_layer_by_layer():
+    model = OS2DModel(ModelConfig("resnet18"))
+    plan = PruningPlan(ratio=0.3, group_ratios={"layer2": 0.0}, criterion="lcp")
+    stages = stage_plans(plan, model, STAGE_ORDER, by="unit")
+    units = {u.name: u for u in find_units(model)}
+    pruned = [u for u in find_units(model) if plan.ratio_for(u) > 0]
+    assert len(stages) == len(pruned) == 8  # 2 head units, 3 of layer1 (the stem's with it), 3 of layer3
+    # the transformation net first, then the trunk shallow to deep: the group order, forward order within
+    order = [STAGE_ORDER.index(units[name].group) for name, _ in stages]
+    assert order == sorted(order) and units[stages[0][0]].kind == "head"
+    trunk = [name for name, _ in stages if units[name].group != "transform"]
+    assert trunk == [u.name for u in pruned if u.group != "transform"]
+    for name, p in stages:
+        assert dict(p.unit_ratios) == {name: plan.ratio_for(units[name])} and p.criterion == "lcp"
+    with pytest.raises(PlanError, match="stage kind"):
+        stage_plans(plan, model, STAGE_ORDER, by="block")
+
+
+def _unit_cfg(ds, original, out, **kw):
+    return _cfg(ds, original, out, plan=PruningPlan(unit_ratios={L1: 0.5, L3: 0.5}, criterion="lcp"),
+                stage_by="unit", reconstruct=True, iterations_per_stage=1, **kw)
+
+
+def test_reconstructing_run_by_unit_resumes_after_a_cancel(setup, tmp_path):
+    ds, original = setup
+    out = tmp_path / "staged.pt"
+    work = out.with_suffix(".stages")
+    token = CancelToken()
+    messages = []
+
+    def progress(done, total, message=""):
+        messages.append(message)
+        if message.startswith("stage 2 of 2") and "reconstructing consumer 1 of 1" in message:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        prune_in_stages(_unit_cfg(ds, original, out), progress=progress, cancel=token)
+    assert f"stage 1 of 2 ({L1}): ranking channels" in messages
+    assert f"stage 1 of 2 ({L1}): reconstructing consumer 1 of 1" in messages
+    finished = [work / f"1-{L1}.pt", work / f"1-{L1}-ft.pt"]
+    assert all(f.is_file() for f in finished) and not (work / f"2-{L3}.pt").exists() and not out.exists()
+    stamps = [f.stat().st_mtime_ns for f in finished]
+    # the stage file holds the reconstructed weights: the consumer differs from the plain cut, nothing else
+    stage1 = load_model(finished[0])
+    rec = stage1.meta["reconstruction"]
+    assert rec["updated"] == 1 and rec["error_after"] < rec["error_before"] and rec["skipped"] == {}
+    plain = prune_model(load_model(original).model, KeptChannels.from_json(
+        {"kept": stage1.meta["pruning"]["kept_indices"], "channels": stage1.meta["pruning"]["original_channels"]}))
+    plain_params = dict(plain.named_parameters())
+    changed = {k for k, v in stage1.model.named_parameters() if not torch.equal(v, plain_params[k])}
+    assert changed == {"net_feature_maps.layer1.0.conv2.weight"}
+    # resuming with other settings would mix cuts made differently
+    with pytest.raises(CheckpointError, match="with reconstruction"):
+        prune_in_stages(replace(_unit_cfg(ds, original, out), reconstruct=False))
+    res = prune_in_stages(_unit_cfg(ds, original, out))
+    assert [f.stat().st_mtime_ns for f in finished] == stamps
+    assert [(s.unit, s.group) for s in res.stages] == [(L1, "layer1"), (L3, "layer3")]
+    assert all(s.reconstruction["updated"] == 1 for s in res.stages)
+    final = load_model(res.out)
+    assert [s["unit"] for s in final.meta["stages"]] == [L1, L3]
+    assert load_model(work / f"2-{L3}.pt").meta["pruning"]["criterion"] == "lcp"
+
+
+def test_cli_prune_stages_by_unit_with_reconstruction(setup, tmp_path):
+    ds, original = setup
+    out = tmp_path / "cli.pt"
+    plan = PruningPlan(unit_ratios={L3: 0.5}).save(tmp_path / "plan.json")
+    cmd = [sys.executable, "-m", "core.cli", "prune-stages", "--model", str(original), "--dataset", str(ds),
+           "--plan", str(plan), "--criterion", "lcp", "--reconstruct", "--stage-by", "unit",
+           "--iterations-per-stage", "1", "--calib-images", "1", "--batch-size", "2", "--class-batch-size", "2",
+           "--crop-size", "160", "--no-eval", "--threads", "1", "--device", "cpu", "--out", str(out),
+           "--json", str(tmp_path / "r.json")]
+    done = subprocess.run(cmd, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"stage {L3}" in done.stdout and "reconstruction error" in done.stdout
+    [stage] = json.loads((tmp_path / "r.json").read_text())["stages"]
+    assert stage["unit"] == L3 and stage["group"] == "layer3" and stage["reconstruction"]["updated"] == 1
+    assert stage["pruned"] == str(out.with_suffix(".stages") / f"1-{L3}.pt")
