@@ -43,6 +43,7 @@ from core.train.finetune import FinetuneConfig, finetune  # noqa: E402
 
 RATIO = 0.5
 ITERATIONS = 500
+HEAD_LAST = "os2d_head_creator.aligner.parameter_regressor.conv.3"
 SELECTION_IMAGES = 30  # val images the default model's training selected its checkpoint on (left out)
 
 
@@ -53,6 +54,16 @@ def held_out_eval(path: Path, dataset: str) -> dict:
                       config=EvalConfig(exclude_spread=(SELECTION_IMAGES,)), progress=ConsoleProgress(path.name))
     return {"dataset": ds.name, "split": "val", "images": report.num_images, "map": round(report.map, 4),
             "best_f1_threshold": round(report.best_f1_threshold, 3), "exclude_spread": [SELECTION_IMAGES]}
+
+
+def unit_ratios(pairs: list[str]) -> dict[str, float]:
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.rpartition("=")
+        if not sep:
+            raise SystemExit(f"--unit-ratio {pair}: expected UNIT=RATIO")
+        out[name] = float(value)
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="keep the best checkpoint on the selection images, scored every N iterations (0: the last)")
     p.add_argument("--ratio", type=float, default=RATIO, help="share of every unit's channels removed")
     p.add_argument("--iterations", type=int, default=ITERATIONS, help="fine-tuning iterations")
+    p.add_argument("--unit-ratio", action="append", default=[], metavar="UNIT=R",
+                   help="another ratio for one unit (repeat), e.g. the head's last layer kept whole: "
+                        f"{HEAD_LAST}=0")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args(argv)
     work = Path(args.work)
@@ -76,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     pruned, tuned = work / f"{tag}.pt", work / f"{tag}-ft.pt"
     if not pruned.exists():
         model = load_model(original).model
-        res = prune(model, PruningPlan(ratio=args.ratio, criterion="weight_l1"), data_free_importance(model, ["weight_l1"]))
+        plan = PruningPlan(ratio=args.ratio, criterion="weight_l1", unit_ratios=unit_ratios(args.unit_ratio))
+        res = prune(model, plan, data_free_importance(model, ["weight_l1"]))
         save_pruned(res, pruned, str(original), parent_sha256=file_sha256(original),
                     extra_meta={"eval_scale": load_model(original).meta.get("eval_scale")})
     if not tuned.exists():
