@@ -15,19 +15,27 @@ calibration images the stage was ranked on.
 Every finished stage is a file in `OUT.stages/` named by its index and group or unit (`2-layer1.pt`,
 `2-layer1-ft.pt`), so the same call after a cancel or a kill skips finished stages and resumes the
 current fine-tune from its checkpoint.
+
+Each stage ranks units that still have their original channel count, so the stages' scores together
+are one ranking of the original model's units: `OUT.stages/<criterion>_staged.json/.npz` (an importance
+result keyed to the original's weights digest, e.g. `lcp_staged`), extended after each stage's ranking,
+before its cut is saved, so a resumed run keeps every stage's scores.
 """
 
 from __future__ import annotations
 
+import time
+import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from core.data.grozi import open_dataset
 from core.detect import pick_device
 from core.importance.calibration import build_calibration
-from core.importance.result import compute_importance
+from core.importance.result import ImportanceFileError, ImportanceResult, compute_importance, staged_criterion
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import CheckpointError, load_model, save_model
+from core.model.digest import weights_digest
 from core.prune.job import prune, save_pruned
 from core.prune.plan import GROUPS, PlanError, PruningPlan
 from core.prune.reconstruct import ReconstructConfig, reconstruct_consumers
@@ -68,6 +76,7 @@ class StageRecord:
     parameters: int
     unit: str | None = None  # the stage's one unit when stages are units
     reconstruction: dict | None = None  # `ReconstructionReport.summary()` of the stage's cut
+    cost: dict | None = None  # the stage's ranking (and reconstruction) seconds, peak memory, backward passes
 
     @property
     def label(self) -> str:
@@ -80,10 +89,11 @@ class StagedResult:
     stages: list[StageRecord]
     map_before: float | None  # the original
     map_after: float | None
+    ranking: str | None = None  # the stages' ranking of the original's units (PREFIX.json of an importance result)
 
     def to_json(self) -> dict:
         return {"out": self.out, "map_before": self.map_before, "map_after": self.map_after,
-                "stages": [vars(s) for s in self.stages]}
+                "stages": [vars(s) for s in self.stages], "ranking": self.ranking}
 
 
 def stage_plans(plan: PruningPlan, model, stages: tuple[str, ...], by: str = "group") -> list[tuple[str, PruningPlan]]:
@@ -106,21 +116,72 @@ def stage_plans(plan: PruningPlan, model, stages: tuple[str, ...], by: str = "gr
     return out
 
 
+def _save_whole(result: ImportanceResult, prefix: Path) -> Path:
+    """Save PREFIX.json/.npz so that a kill at any moment leaves a readable pair: the arrays go first under
+    a second name that a committed json names, then under their own (the json is the commit point)."""
+    spare_npz, spare_json = result.save(prefix.with_name(prefix.name + ".next"))
+    json_path = prefix.with_name(prefix.name + ".json")
+    os.replace(spare_json, json_path)  # the committed json now names the complete spare arrays
+    result.save(prefix)  # PREFIX.npz, then PREFIX.json naming it
+    spare_npz.unlink(missing_ok=True)
+    return json_path
+
+
+def _add_to_ranking(prefix: Path, stage: ImportanceResult, criterion: str, original) -> Path:
+    """The staged ranking in PREFIX with this stage's scores added (replacing a redone stage's), saved whole.
+    `original`: (units, model record) of the unpruned model, whose channel indices the scores keep."""
+    units, model_info = original
+    name = staged_criterion(criterion)
+    channels = dict(units)
+    scores, orders, timings = {}, {}, {}
+    if prefix.with_name(prefix.name + ".json").exists():
+        known = ImportanceResult.load(prefix)
+        if known.model.get("sha256") != model_info["sha256"] or known.criteria != (name,):
+            raise ImportanceFileError(prefix.with_name(prefix.name + ".json"),
+                                      f"holds another run's ranking ({', '.join(known.criteria)} of other weights "
+                                      "or criterion); resume with the same model and criterion, or another --out")
+        scores, orders, timings = dict(known.scores[name]), dict(known.orders[name]), dict(known.timings)
+    for unit, c in zip(stage.units, stage.channels):
+        if channels.get(unit) != c:  # a unit is ranked before its own cut: never fewer channels than at first
+            raise PlanError(f"stage ranked {unit} with {c} channels; the original has {channels.get(unit)}")
+        scores[unit], orders[unit] = stage.scores[criterion][unit], stage.orders[criterion][unit]
+    for phase, m in stage.timings.items():  # the ranking's cost over all stages
+        t = timings.get(phase)
+        timings[phase] = m if t is None else replace(t, seconds=t.seconds + m.seconds,
+                                                     peak_bytes=max(t.peak_bytes, m.peak_bytes))
+    order = [u for u, _ in units if u in scores]
+    result = ImportanceResult(units=tuple(order), channels=tuple(channels[u] for u in order),
+                              scores={name: {u: scores[u] for u in order}}, orders={name: {u: orders[u] for u in order}},
+                              calibration=stage.calibration, model=model_info, timings=timings,
+                              stats_config=stage.stats_config, gradient_config=stage.gradient_config,
+                              device=stage.device)
+    return _save_whole(result, prefix)
+
+
 def _cut_stage(cfg: StagedConfig, loaded, plan: PruningPlan, calib, device, path: Path, stages_meta: list, *,
-               progress: Progress, cancel: CancelToken) -> None:
-    """Rank the stage's units on the model so far, cut them, reconstruct the consumers when asked, save."""
+               ranking: tuple[Path, object], progress: Progress, cancel: CancelToken) -> None:
+    """Rank the stage's units on the model so far (adding their scores to the staged ranking), cut them,
+    reconstruct the consumers when asked, save."""
     model = loaded.model.to(device).eval()
     # each unit's scores depend on that unit alone: rank only the stage's units
     ranked = [u for u in find_units(model) if u.name in plan.unit_ratio_map]
     importance = compute_importance(model, calib, [plan.criterion], units=ranked, model_path=loaded.path,
                                     cancel=cancel)
+    _add_to_ranking(ranking[0], importance, plan.criterion, ranking[1])
     res = prune(model.cpu(), plan, importance, cancel=cancel)
     meta = {k: loaded.meta[k] for k in ("eval_scale",) if k in loaded.meta}
+    # what the stage's ranking cost, kept with the cut so a resumed run still reports the whole pipeline
+    cost = {"rank_seconds": sum(m.seconds for m in importance.timings.values()),
+            "rank_peak_bytes": max((m.peak_bytes for m in importance.timings.values()), default=0),
+            "backward_passes": len(calib) * len(ranked) if plan.criterion == "lcp" else 0}
     if cfg.reconstruct:
+        start = time.perf_counter()
         rec = reconstruct_consumers(model.to(device), res.model.to(device), res.kept, calib,
                                     config=cfg.reconstruction, progress=progress, cancel=cancel)
         res.model.cpu()
         meta["reconstruction"] = rec.summary()
+        cost["reconstruct_seconds"] = time.perf_counter() - start
+    meta["cost"] = cost
     meta["stages"] = stages_meta
     save_pruned(res, path, loaded.path, extra_meta=meta, cancel=cancel)
 
@@ -134,8 +195,13 @@ def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
     original = load_model(cfg.model)
     scale = original.eval_scale
     plans = stage_plans(cfg.plan, original.model, tuple(cfg.stages), cfg.stage_by)
-    groups = {u.name: u.group for u in find_units(original.model)}
+    units = find_units(original.model)
+    groups = {u.name: u.group for u in units}
     work = out.with_suffix(".stages")
+    ranking_prefix = work / staged_criterion(cfg.plan.criterion)
+    identity = ([(u.name, u.channels) for u in units],
+                {"sha256": weights_digest(original.model), "path": str(original.path),
+                 "config": original.model.config.to_json()})
     work.mkdir(parents=True, exist_ok=True)
     train_ds = open_dataset(cfg.dataset, "train")
     device = pick_device(cfg.device)
@@ -177,8 +243,10 @@ def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
                 progress(_base + 1, total, f"{_say}: {message}")
 
             stages_meta = [vars(r) for r in records] + [{"group": group, "unit": unit}]
-            _cut_stage(cfg, loaded, plan, calib, device, pruned_path, stages_meta, progress=sub, cancel=cancel)
-        recon = load_model(pruned_path).meta.get("reconstruction") if pruned_path.exists() else None
+            _cut_stage(cfg, loaded, plan, calib, device, pruned_path, stages_meta, ranking=(ranking_prefix, identity),
+                       progress=sub, cancel=cancel)
+        cut_meta = load_model(pruned_path).meta if pruned_path.exists() else {}
+        recon = cut_meta.get("reconstruction")
         if pruned_path.exists() and (recon is not None) != cfg.reconstruct:
             raise CheckpointError(pruned_path, f"was cut {'with' if recon is not None else 'without'} reconstruction; "
                                                "resume with the same settings, or choose another --out")
@@ -188,11 +256,12 @@ def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
                              device=cfg.device, work_dir=str(work / f"{tag}-ft.run"))
             finetune(ft_cfg, progress=report, cancel=cancel)
         params = sum(p.numel() for p in load_model(ft_path).model.parameters())
-        records.append(StageRecord(group, str(pruned_path), str(ft_path), int(params), unit, recon))
+        records.append(StageRecord(group, str(pruned_path), str(ft_path), int(params), unit, recon, cut_meta.get("cost")))
         current = str(ft_path)
     final = load_model(current)
     meta = dict(final.meta)
     meta["stages"] = [vars(r) for r in records]
     meta["staged_plan"] = cfg.plan.to_json()
     save_model(final.model, out, meta=meta, overwrite=False, protect=(cfg.model,))
-    return StagedResult(str(out), records, before, val_map(str(out)))
+    ranking = ranking_prefix.with_name(ranking_prefix.name + ".json")
+    return StagedResult(str(out), records, before, val_map(str(out)), str(ranking) if ranking.exists() else None)

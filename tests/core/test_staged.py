@@ -181,6 +181,9 @@ def test_reconstructing_run_by_unit_resumes_after_a_cancel(setup, tmp_path):
     assert [f.stat().st_mtime_ns for f in finished] == stamps
     assert [(s.unit, s.group) for s in res.stages] == [(L1, "layer1"), (L3, "layer3")]
     assert all(s.reconstruction["updated"] == 1 for s in res.stages)
+    # each stage's ranking cost survives the resume: one LCP backward per calibration image for its one unit
+    assert all(s.cost["backward_passes"] == 1 and s.cost["rank_seconds"] > 0
+               and s.cost["reconstruct_seconds"] > 0 for s in res.stages)
     final = load_model(res.out)
     assert [s["unit"] for s in final.meta["stages"]] == [L1, L3]
     assert load_model(work / f"2-{L3}.pt").meta["pruning"]["criterion"] == "lcp"
@@ -202,3 +205,42 @@ def test_cli_prune_stages_by_unit_with_reconstruction(setup, tmp_path):
     [stage] = json.loads((tmp_path / "r.json").read_text())["stages"]
     assert stage["unit"] == L3 and stage["group"] == "layer3" and stage["reconstruction"]["updated"] == 1
     assert stage["pruned"] == str(out.with_suffix(".stages") / f"1-{L3}.pt")
+
+
+def test_staged_ranking_is_one_ranking_of_the_original_kept_whole_on_resume(setup, tmp_path):
+    import numpy as np
+
+    from core.data.grozi import open_dataset
+    from core.importance.calibration import build_calibration
+    from core.importance.result import ImportanceResult, compute_importance
+    from core.model.digest import weights_digest
+
+    ds, original = setup
+    out = tmp_path / "staged.pt"
+    work = out.with_suffix(".stages")
+    token = CancelToken()
+
+    def progress(done, total, message=""):
+        if message.startswith(f"stage 2 of 2 ({L3}): ranking"):
+            token.cancel()  # stage 2 is cancelled while it ranks: the file holds stage 1's unit
+
+    with pytest.raises(Cancelled):
+        prune_in_stages(replace(_unit_cfg(ds, original, out), reconstruct=False), progress=progress, cancel=token)
+    orig = load_model(original).model
+    first = ImportanceResult.load(work / "lcp_staged.json")
+    assert first.criteria == ("lcp_staged",) and first.units == (L1,)
+    assert first.model["sha256"] == weights_digest(orig) and first.model["path"] == str(original)
+    res = prune_in_stages(replace(_unit_cfg(ds, original, out), reconstruct=False))
+    assert res.ranking == str(work / "lcp_staged.json")
+    assert sorted(p.name for p in work.glob("lcp_staged*")) == ["lcp_staged.json", "lcp_staged.npz"]
+    ranking = ImportanceResult.load(res.ranking)
+    units = {u.name: u.channels for u in find_units(orig)}
+    assert ranking.units == (L1, L3) and ranking.channels == (units[L1], units[L3])  # the original's widths
+    assert ranking.model["sha256"] == weights_digest(orig)
+    np.testing.assert_array_equal(ranking.scores["lcp_staged"][L1], first.scores["lcp_staged"][L1])
+    # each unit as LCP ranks it on the model its stage started from: L1 on the original, L3 after stage 1
+    calib = build_calibration(open_dataset(str(ds), "train"), 1, 240.0, 0,
+                              class_image_size=orig.config.class_image_size)
+    for unit, model in ((L1, orig), (L3, load_model(res.stages[0].finetuned).model)):
+        ref = compute_importance(model.eval(), calib, ["lcp"], units=[u for u in find_units(model) if u.name == unit])
+        np.testing.assert_allclose(ranking.scores["lcp_staged"][unit], ref.scores["lcp"][unit], rtol=1e-5, atol=1e-7)
