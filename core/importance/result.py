@@ -38,7 +38,28 @@ FORMAT_NAME = "os2d-studio-importance"
 FORMAT_VERSION = 1
 ALL_CRITERIA = tuple(CRITERIA) + tuple(GRADIENT_METHODS)
 GRADIENT_FREE = tuple(CRITERIA)
+GRADIENT_DESCRIPTIONS = {"taylor": "Taylor |a·∂L/∂a|: one backward pass for all units",
+                         "lcp": "Layer-wise LCP reference: one backward pass per unit (the slowest)"}
+STAGED = "_staged"  # a ranking `prune-stages` assembled from its stages ("lcp_staged"): read, never computed here
 _SEP = "|"
+
+
+def staged_criterion(criterion: str) -> str:
+    """The name of the ranking `core.train.staged` saves from its stages' `criterion` scores."""
+    return criterion + STAGED
+
+
+def describe_criterion(name: str) -> str:
+    """What a criterion name in an importance result means, in one line (tooltips, listings)."""
+    if name in CRITERIA:
+        return CRITERIA[name].description
+    if name in GRADIENT_DESCRIPTIONS:
+        return GRADIENT_DESCRIPTIONS[name]
+    base = name[: -len(STAGED)] if name.endswith(STAGED) else ""
+    if base in ALL_CRITERIA:
+        return (f"{base} ranked stage by stage by prune-stages, each stage's units on the model the earlier "
+                "stages left (a reference read from OUT.stages/, not computed here)")
+    return ""
 
 
 class ImportanceFileError(InputError):
