@@ -40,6 +40,10 @@ class EvalReport:
     seconds_per_image: float
     config: dict = field(default_factory=dict)
     best_f1_threshold: float = float("nan")  # the score threshold a viewer should default to (MapResult)
+    # per-image detections and ground truth, kept only when asked (`keep_detections`): what a bootstrap
+    # interval or a paired comparison of two models resamples; never written to JSON
+    detections: list | None = field(default=None, repr=False, compare=False)
+    ground_truth: list | None = field(default=None, repr=False, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -70,7 +74,8 @@ def select_images(images: list, config: EvalConfig) -> list:
 
 
 def evaluate(detector: Detector, dataset, *, split: str = "", config: EvalConfig = EvalConfig(),
-             progress: Progress = no_progress, cancel: CancelToken | None = None) -> EvalReport:
+             progress: Progress = no_progress, cancel: CancelToken | None = None,
+             keep_detections: bool = False) -> EvalReport:
     """Detect every class of the split in every image of the split (one-shot protocol), then mAP."""
     start = time.perf_counter()
     images = select_images(list(dataset.images), config)
@@ -105,4 +110,5 @@ def evaluate(detector: Detector, dataset, *, split: str = "", config: EvalConfig
                 "iou_threshold": config.iou_threshold, "device": str(detector.device),
                 "max_images": config.max_images, "exclude_spread": list(config.exclude_spread)},
         best_f1_threshold=float(result.best_f1_threshold),
+        detections=dets if keep_detections else None, ground_truth=gts if keep_detections else None,
     )

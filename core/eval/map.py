@@ -224,3 +224,54 @@ def best_f1_threshold(scores: Sequence[np.ndarray], matches: Sequence[np.ndarray
     f1 = np.where(last_of_tie, f1, -1.0)
     i = int(np.argmax(f1))
     return float(s[i]), float(f1[i])
+
+
+def bootstrap_maps(detections: Sequence[ImageDetections], ground_truth: Sequence[ImageGroundTruth], *,
+                   samples: int = 1000, seed: int = 0, iou_threshold: float = 0.5) -> np.ndarray:
+    """mAP of `samples` resamplings of the images with replacement (the images drawn are the unit of noise).
+
+    The same seed and image count draw the same resamplings, so two models scored on the same images can
+    be compared resampling by resampling (a paired interval of their difference). Each image is matched
+    once; a resampling only pools its images' matches again."""
+    if len(detections) != len(ground_truth):
+        raise ValueError(f"{len(detections)} detection lists but {len(ground_truth)} ground-truth lists")
+    per_image = []  # per image: {class: (scores, matches, positives)}
+    for det, gt in zip(detections, ground_truth):
+        classes = {}
+        for label in np.unique(np.concatenate((det.class_ids, gt.class_ids))):
+            d, g = det.class_ids == label, gt.class_ids == label
+            sc, m = _match_one_class(det.boxes[d], det.scores[d], gt.boxes[g], gt.difficult[g], iou_threshold)
+            classes[int(label)] = (sc, m, int(np.count_nonzero(~gt.difficult[g])))
+        per_image.append(classes)
+    rng = np.random.default_rng(seed)
+    n = len(per_image)
+    out = np.full(samples, math.nan)
+    for k in range(samples):
+        pooled: dict[int, list] = defaultdict(lambda: [[], [], 0])
+        for i in rng.integers(0, n, n):
+            for label, (sc, m, pos) in per_image[i].items():
+                entry = pooled[label]
+                entry[0].append(sc)
+                entry[1].append(m)
+                entry[2] += pos
+        aps = []
+        for sc_list, m_list, pos in pooled.values():
+            if pos == 0:
+                continue
+            sc = np.concatenate(sc_list)
+            m = np.concatenate(m_list)[sc.argsort()[::-1]]
+            tp, fp = np.cumsum(m == 1), np.cumsum(m == 0)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                aps.append(average_precision(tp / pos, tp / (tp + fp)))
+        out[k] = float(np.mean(aps)) if aps else math.nan
+    return out
+
+
+def interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The central `level` percentile interval of bootstrap values (NaNs left out)."""
+    v = np.asarray(values, float)
+    v = v[~np.isnan(v)]
+    if not len(v):
+        return math.nan, math.nan
+    tail = 100 * (1 - level) / 2
+    return float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))

@@ -11,7 +11,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from core.eval.map import ImageDetections, ImageGroundTruth, MapResult, average_precision, evaluate_map, iou_voc
+from core.eval.map import (ImageDetections, ImageGroundTruth, MapResult, average_precision, bootstrap_maps,
+                          evaluate_map, interval, iou_voc)
 
 A, B, ONLY_DET, ONLY_DIFFICULT = 3, 7, 9, 11  # class ids need not be dense
 
@@ -250,3 +251,34 @@ def test_best_f1_threshold_keeps_the_detections_that_balance_precision_and_recal
     assert res.best_f1_threshold == pytest.approx(0.5) and res.best_f1 == pytest.approx(0.8)
     assert res.to_json()["best_f1_threshold"] == pytest.approx(0.5)
     assert all(math.isnan(v) for v in best_f1_threshold([], [], 0))
+
+
+def _random_case(n_images: int, seed: int):
+    rng = np.random.default_rng(seed)
+    dets, gts = [], []
+    for _ in range(n_images):
+        xy = rng.uniform(0, 200, (3, 2))
+        gt_boxes = np.concatenate([xy, xy + 40], axis=1).astype(np.float32)
+        gt_cls = rng.integers(0, 3, 3)
+        jitter = rng.normal(0, 8, (3, 4)).astype(np.float32)
+        dets.append(ImageDetections(gt_boxes + jitter, rng.uniform(0, 1, 3), gt_cls))
+        gts.append(ImageGroundTruth(gt_boxes, gt_cls, np.zeros(3, bool)))
+    return dets, gts
+
+
+def test_bootstrap_of_one_image_is_its_map_and_repeats_with_the_seed():
+    dets, gts = _random_case(1, 0)
+    full = evaluate_map(dets, gts).map
+    maps = bootstrap_maps(dets, gts, samples=20, seed=3)
+    assert np.allclose(maps, full)
+    dets, gts = _random_case(12, 1)
+    a, b = bootstrap_maps(dets, gts, samples=50, seed=7), bootstrap_maps(dets, gts, samples=50, seed=7)
+    assert np.array_equal(a, b) and not np.array_equal(a, bootstrap_maps(dets, gts, samples=50, seed=8))
+    lo, hi = interval(a)
+    assert lo <= evaluate_map(dets, gts).map <= hi and lo < hi
+
+
+def test_bootstrap_of_a_perfect_detector_has_no_spread():
+    _, gts = _random_case(6, 2)
+    dets = [ImageDetections(g.boxes, np.linspace(1, 0.5, len(g.boxes)), g.class_ids) for g in gts]
+    assert interval(bootstrap_maps(dets, gts, samples=30)) == (1.0, 1.0)
