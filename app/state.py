@@ -32,6 +32,29 @@ from core.prune.sensitivity import SensitivityResult
 PREFERRED_CRITERIA = ("combined", "lcp", "taylor")  # what a fresh importance result selects, in this order
 
 
+def reference_mismatch(reference: Any, info: ModelLoad | None) -> str | None:
+    """None when every unit `reference` scores is a unit of this model with as many channels, and its
+    recorded weights (if any) are these. A reference may rank only some units: a staged ranking holds the
+    units its stages cut."""
+    if reference is None or info is None:
+        return None
+    mine = {u.name: u.channels for u in info.units}
+    theirs = list(zip(reference.units, reference.channels))
+    if not theirs:
+        return "it ranks no units"
+    wrong = [(n, c) for n, c in theirs if mine.get(n) != c]
+    if wrong:
+        n, c = wrong[0]
+        has = "does not have" if n not in mine else f"has with {mine[n]}"
+        return (f"it ranks {n} with {c} channels, which this model {has} ({len(wrong)} of its {len(theirs)} units "
+                "differ: a result of another architecture or of a pruned model)")
+    sha = (getattr(reference, "model", None) or {}).get("sha256")
+    if sha and info.digest and sha != info.digest:
+        return (f"it was computed for other weights (sha256 {sha[:12]}…), not the open model's "
+                f"({info.digest[:12]}…)")
+    return None
+
+
 class Session(QObject):
     """The shared state of one window; setters emit the matching past-tense signal."""
 
@@ -43,6 +66,7 @@ class Session(QObject):
     detectionsChanged = Signal()
     planChanged = Signal()
     importanceChanged = Signal()
+    referenceChanged = Signal()  # the importance result loaded to compare with (the scatter's reference)
     datasetChanged = Signal()
     metricsChanged = Signal()  # evaluations, sensitivity or the fine-tuning summary changed
     finetuneLogged = Signal(object)  # one loss entry of the running fine-tune (live curve)
@@ -64,6 +88,8 @@ class Session(QObject):
         self.detections: DetectionRun | None = None
         self.plan = PruningPlan()  # what the ratio sliders edit
         self.importance: Any = None  # core.importance.result.ImportanceResult of the original model
+        self.reference: Any = None  # another ImportanceResult of its units to compare with (not saved)
+        self.reference_path: str | None = None  # the file it was read from
         self.prune_result: Any = None  # core.prune.job.PruneResult of the pruned model, when pruned here
         self.dataset_path: str | None = None  # calibration and evaluation data (folder or grozi:PATH)
         self.evaluations: list[Evaluation] = []
@@ -98,6 +124,8 @@ class Session(QObject):
         self._adopt_threshold("original", info)
         if info is not None and self.importance is not None and importance_mismatch(self.importance, info):
             self.set_importance(None)
+        if info is not None and self.reference is not None and reference_mismatch(self.reference, info):
+            self.set_reference(None)
         if info is not None and info.units and self.plan.unit_ratios:
             names = {u.name for u in info.units}
             kept = {n: r for n, r in self.plan.unit_ratios if n in names}
@@ -210,6 +238,13 @@ class Session(QObject):
                 self.set_plan(self.plan.with_changes(criterion=preferred))
         self.importanceChanged.emit()
         self.mark_dirty()
+
+    def set_reference(self, result: Any, path: str | None = None) -> None:
+        """An importance result to compare the session's with (`reference_mismatch` says whether it fits the
+        model); a view of the session, not part of the project."""
+        self.reference = result
+        self.reference_path = str(path) if result is not None and path else None
+        self.referenceChanged.emit()
 
     def set_dataset(self, path: str | None) -> None:
         path = str(path) if path else None

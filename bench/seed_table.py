@@ -12,7 +12,12 @@ table. Every finished step is cached in the work folder, so a killed run continu
     # smoke run (random model, tiny dataset; numbers mean nothing):
     PYTHONPATH=. .venv/bin/python bench/seed_table.py --model random:resnet18 --dataset tests/data/tiny_os2d \
         --calib-images 2 --eval-images 2 --finetune-iterations 2 --target-size 256 --work /tmp/st --out /tmp/st.md \
-        --plot /tmp/st.png
+        --plot /tmp/st.png --study /tmp/st.json
+
+The rows also go to `--study` (resources/studies/seed-table.json, bundled with the app: the Metrics tab's
+"Study: mAP vs size" draws them with the same `app.views.study_plot.draw_study` as the PNG), one entry per
+`--section`, with the model's sha256, the benchmark, the val images, the fine-tune budget, the date and
+the machine.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ CRITERIA = ("combined", "weight_l1", "bn_gamma", "lcp")
 LABELS = {"combined": "gradient-free combined", "combined_staged": "gradient-free combined, layer-wise stages",
           "weight_l1": "weight L1", "bn_gamma": "BN γ", "lcp": "gradient LCP"}
 SEED = {0.0: (39.95, 0.83), 0.3: (28.05, 0.73), 0.5: (20.52, 0.60)}  # the seed study (ResNet-50, GroZi-3.2k)
+STUDY = Path(__file__).resolve().parents[1] / "resources" / "studies" / "seed-table.json"
 
 
 class Cache:
@@ -129,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--section", default=NAME, help="the marked section of --out to replace (see bench/sections.py)")
     p.add_argument("--plot", default=str(Path(__file__).resolve().parents[1] / "docs" / "seed-table.png"),
                    help="mAP-vs-size plot to write ('' for none)")
+    p.add_argument("--study", default=str(STUDY),
+                   help="the rows as JSON, for the app's Metrics tab: this --section's entry is replaced ('' for none)")
     args = p.parse_args(argv)
     args.command = command_line("seed_table.py", argv)
     if args.threads:
@@ -254,6 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     write_section(args.out, args.section, section)
     if args.plot:
         plot(rows, args.plot)
+    if args.study:
+        write_study(args.study, study_entry(rows, args, scale, model_sha, selected_on))
     print(section)
     return 0
 
@@ -331,36 +341,50 @@ def markdown(rows, timings, base_map, base_ms, args, scale, latency_input, model
     return "\n".join(lines) + "\n"
 
 
+def study_entry(rows, args, scale, model_sha, selected_on) -> dict:
+    """This run as one entry of the study file: what was measured on what, and the rows."""
+    return {"section": args.section, "model": args.model, "model_sha256": model_sha, "dataset": args.dataset,
+            "val_images": args.eval_images, "val_images_note": _images(args, selected_on), "eval_scale": scale,
+            "calib_images": args.calib_images, "finetune_iterations": args.finetune_iterations,
+            "finetune_lr": args.finetune_lr, "date": time.strftime("%Y-%m-%d"), "machine": cpu_name(),
+            "threads": torch.get_num_threads(), "command": args.command,
+            "labels": {r["criterion"]: LABELS.get(r["criterion"]) or r["criterion"] or "original" for r in rows},
+            "rows": [dict(r) for r in rows]}
+
+
+def write_study(path: str, entry: dict) -> None:
+    """Replace the entry of `entry["section"]` in the study file (others stay, in order), atomically."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from app.views.study_plot import STUDY_FORMAT, STUDY_VERSION  # the format the app reads
+
+    p = Path(path)
+    data = json.loads(p.read_text(encoding="utf-8")) if p.exists() else {}
+    if data.get("format", STUDY_FORMAT) != STUDY_FORMAT:
+        raise SystemExit(f"{p}: not a study file; pass another --study")
+    studies = [s for s in data.get("studies", []) if s.get("section") != entry["section"]]
+    at = next((i for i, s in enumerate(data.get("studies", [])) if s.get("section") == entry["section"]), len(studies))
+    studies.insert(at, entry)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(p, json.dumps({"format": STUDY_FORMAT, "version": STUDY_VERSION,
+                                     "title": "Seed-study table on the default model (bench/seed_table.py)",
+                                     "studies": studies}, indent=1) + "\n")
+
+
 def plot(rows, path: str) -> None:
     """mAP vs size, one colour per criterion, pruned (hollow) and fine-tuned (filled); pyqtgraph offscreen."""
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     import app  # noqa: F401  (Qt workarounds first)
-    import pyqtgraph as pg
     from PySide6.QtWidgets import QApplication
 
     from app.views.plots import make_plot
+    from app.views.study_plot import draw_study
 
     _ = QApplication.instance() or QApplication([])
     w = make_plot("mAP@0.5 vs model size (seed-study table)", "size (MB, fp32)", "mAP@0.5", title_size="11pt")
     w.resize(900, 560)
     w.setYRange(0.0, 1.0, padding=0.02)
     w.addLegend(offset=(-10, -10))  # bottom right: the small pruned models sit left, the original top right
-    colours = {"": (40, 40, 40), "combined": (214, 39, 40), "weight_l1": (31, 119, 180), "bn_gamma": (44, 160, 44),
-               "lcp": (148, 103, 189), "combined_staged": (255, 127, 14)}
-    for crit, colour in colours.items():
-        sel = [r for r in rows if r["criterion"] == crit]
-        if not sel:
-            continue
-        label = LABELS.get(crit, "original")
-        before = [r for r in sel if r["map_before"] is not None]  # a staged row has no single cut to score
-        if before:
-            w.plot([r["size_mb"] for r in before], [r["map_before"] for r in before], pen=None, symbol="o",
-                   symbolBrush=None, symbolPen=pg.mkPen(colour, width=2), symbolSize=10,
-                   name=f"{label} (pruned)" if crit else label)
-        after = [r for r in sel if r["map_after"] is not None]
-        if after:
-            w.plot([r["size_mb"] for r in after], [r["map_after"] for r in after], pen=pg.mkPen(colour, width=1.5),
-                   symbol="o", symbolBrush=colour, symbolPen=colour, symbolSize=10, name=f"{label} (fine-tuned)")
+    draw_study(w, rows, LABELS)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     tmp = str(Path(path).with_suffix(".tmp.png"))
     if not w.grab().save(tmp):

@@ -47,6 +47,7 @@ def test_bundle_contents(package_dir):
     assert (res / "models" / "default.pt").is_file()
     assert (res / "samples" / "samples.json").is_file() and (res / "samples" / "demo.mp4").is_file()
     assert (res / "icons" / "os2d-studio.png").is_file()
+    assert (res / "studies" / "seed-table.json").is_file()  # the Metrics tab's study
     # torchvision's native ops (nms, roi_align), which PyInstaller's hook misses for torchvision >= 0.29
     assert list((internal / "torchvision").glob("_C*")), "torchvision's _C extension is not bundled"
     # OpenVINO's CPU plugin and its IR reader (loaded by file name: without them it sees no device, or

@@ -5,11 +5,18 @@ Hover reads unit, channel, rank and value; a click on a row shows that unit's so
 its histogram and a scatter against a second criterion. Channels the plan removes are ranked by the
 *plan's* criterion, which may differ from the one displayed. "Compute importance" runs `core.importance`
 in the worker on a calibration set.
+
+"Load reference…" reads another importance result of the same model in the worker (the staged ranking
+`prune-stages` writes, `OUT.stages/lcp_staged.json`, or any `os2d-studio importance` output) into the
+session's `reference`: its criteria join the scatter's second axis as "NAME (reference)"; a unit it does
+not rank shows n/a.
 """
 
 from __future__ import annotations
 
+import html
 import math
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
@@ -17,7 +24,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel,
                                QPushButton, QSpinBox, QSplitter, QVBoxLayout, QWidget)
 
-from app.state import Session
+from app.folders import documents_dir
+from app.pruning_jobs import load_importance_job
+from app.state import Session, reference_mismatch
 from app.views.dataset_picker import DatasetPicker
 from app.views.importance_heatmap import CUT_PEN, ImportanceHeatmap, heatmap_rows, kept_by_plan, normalize_unit
 from app.views.job_status import ElidedLabel
@@ -25,14 +34,19 @@ from app.views.plots import make_plot
 from app.views.ratio_panel import fit_every_criterion, set_enabled, short_unit_name
 from app.workbench import WorkbenchController
 from core.importance.criteria import CRITERIA
+from core.importance.result import GRADIENT_DESCRIPTIONS, describe_criterion
 from core.prune.plan import plan_counts
 
-GRADIENT_CRITERIA = {"taylor": "Taylor |a·∂L/∂a|: one backward pass for all units",
-                     "lcp": "Layer-wise LCP reference: one backward pass per unit (the slowest)"}
+GRADIENT_CRITERIA = GRADIENT_DESCRIPTIONS
 DEFAULT_CRITERIA = ("combined", "weight_l1", "act_variance", "sparsity", "bn_gamma", "fg_bg_separation")
 COMPUTE_TIP = ("Score every unit's channels with the checked criteria on the calibration images "
                "(runs in the background; Cancel in the status bar)")
 LOAD_TIP = "An importance result from `os2d-studio importance` (PREFIX.json / .npz)"
+REFERENCE_TIP = ("Compare with another ranking of this model's channels: the staged ranking prune-stages writes "
+                 "(OUT.stages/lcp_staged.json) or any `os2d-studio importance` result; its criteria join "
+                 "'Scatter vs' as '(reference)'")
+REFERENCE_FILTER = "Importance results (*.json *.npz);;All files (*)"
+REFERENCE = " (reference)"
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -48,7 +62,8 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _plot(title: str, x: str, y: str) -> pg.PlotWidget:
-    return make_plot(title, x, y)
+    # shorter than the default: when the unit's title wraps onto a third line the plots shrink, not clip
+    return make_plot(title, x, y, min_height=140)
 
 
 class ImportanceView(QWidget):
@@ -154,6 +169,8 @@ class ImportanceView(QWidget):
         unit_bar.addWidget(self.unit_title, 1)
         unit_bar.addWidget(QLabel("Scatter vs"))
         unit_bar.addWidget(self.versus)
+        self.reference_button = QPushButton("Load reference…")
+        unit_bar.addWidget(self.reference_button)
         plots = QHBoxLayout()
         for w in (self.curve_plot, self.hist_plot, self.scatter_plot):
             plots.addWidget(w)
@@ -182,11 +199,13 @@ class ImportanceView(QWidget):
         # -- wiring
         self.compute_button.clicked.connect(self.compute)
         self.load_button.clicked.connect(lambda: workbench.load_importance())
+        self.reference_button.clicked.connect(lambda: self.load_reference())
         self.criterion.currentTextChanged.connect(self._criterion_changed)
         self.versus.currentTextChanged.connect(lambda _t: self._show_unit())
         self.heatmap.sigRowClicked.connect(self._row_clicked)
         self.heatmap.sigHover.connect(self.hover_label.setText)
         session.importanceChanged.connect(self.refresh)
+        session.referenceChanged.connect(self.refresh)
         session.modelChanged.connect(self.refresh)
         session.planChanged.connect(self._show_plan)
         workbench.runner.busyChanged.connect(self._update_enabled)
@@ -198,6 +217,42 @@ class ImportanceView(QWidget):
 
     def compute(self) -> bool:
         return self.workbench.compute_importance(self.chosen_criteria(), self.num_images.value())
+
+    def load_reference(self, path: str | None = None) -> bool:
+        """Read an importance result of the open model in the worker and compare the scatter with it; a file
+        that cannot be read, or one of another model, is told with its name and the problem."""
+        wb, s = self.workbench, self.session
+        if s.model_info is None:
+            wb.dialogs.warning("Cannot load a reference", "Open a model first (Model panel).")
+            return False
+        if path is None:
+            path = wb.dialogs.open_file("Load reference importance", REFERENCE_FILTER, self._reference_folder())
+            if not path:
+                return False
+        info = s.model_info
+
+        def done(result) -> None:
+            if s.model_info is not info:  # another model arrived while it loaded
+                return
+            problem = reference_mismatch(result, info)
+            if problem:
+                wb.dialogs.error("Cannot use this reference", f"{path}: {problem}")
+                return
+            s.set_reference(result, str(path))
+
+        if wb.runner.start("Loading reference importance", load_importance_job, str(path), on_result=done) is None:
+            wb.dialogs.warning("Cannot load a reference", f"Wait for '{wb.runner.current_name}' to finish, "
+                                                          "or cancel it.")
+            return False
+        return True
+
+    def _reference_folder(self) -> str:
+        """Where the last reference came from, else the project's folder, else Documents/os2d-studio."""
+        s = self.session
+        for p in (s.reference_path, s.project_path):
+            if p and Path(p).parent.is_dir():
+                return str(Path(p).parent)
+        return str(documents_dir())
 
     def select_unit(self, name: str | None) -> None:
         imp = self.session.importance
@@ -218,17 +273,25 @@ class ImportanceView(QWidget):
                else "open a model first (Model panel)")
         set_enabled(self.compute_button, has_model and not busy, why, COMPUTE_TIP)
         set_enabled(self.load_button, has_model and not busy, why, LOAD_TIP)
+        set_enabled(self.reference_button, has_model and not busy, why, REFERENCE_TIP)
 
     def refresh(self) -> None:
         imp = self.session.importance
         self._update_enabled()
         crits = list(imp.criteria) if imp is not None else []
-        for combo in (self.criterion, self.versus):
+        ref = self.session.reference
+        for combo, refs in ((self.criterion, []), (self.versus, list(ref.criteria) if ref is not None else [])):
             combo.blockSignals(True)
             old = combo.currentText()
             combo.clear()
-            combo.addItems(crits)
-            if old in crits:
+            for name in crits:
+                combo.addItem(name)
+                combo.setItemData(combo.count() - 1, describe_criterion(name), Qt.ItemDataRole.ToolTipRole)
+            for name in refs:  # the reference's criteria: data says which result scores them
+                combo.addItem(name + REFERENCE, name)
+                combo.setItemData(combo.count() - 1, f"{describe_criterion(name) or name}\nfrom "
+                                  f"{self.session.reference_path}", Qt.ItemDataRole.ToolTipRole)
+            if combo.findText(old) >= 0:
                 combo.setCurrentText(old)
             combo.blockSignals(False)
         if imp is not None:
@@ -338,22 +401,44 @@ class ImportanceView(QWidget):
             self.hist_cut.setVisible(False)
         other = self.versus.currentText()
         mask = self._masks.get(name, np.ones(c, dtype=bool))
-        if other in imp.criteria:
-            ys = np.asarray(imp.scores[other][name], dtype=np.float64)
+        ys = self._versus_scores(name)
+        if ys is not None and len(ys) == c:
             brushes = [pg.mkBrush(48, 96, 192, 170) if m else pg.mkBrush(208, 40, 40, 200) for m in mask]
             self.scatter.setData(scores, ys, brush=brushes)
-            self.scatter_plot.setLabel("bottom", crit)
-            self.scatter_plot.setLabel("left", other)
             self.scatter_plot.setTitle(f"ρ = {spearman(scores, ys):.2f} (Spearman)", color="#333", size="9pt")
+        elif other:  # a reference that does not rank this unit
+            self.scatter.setData([], [])
+            self.scatter_plot.setTitle("ρ = n/a (unit not in the reference)", color="#333", size="9pt")
+        if other:
+            self.scatter_plot.setLabel("bottom", crit)
+            ref_crit = self.versus.currentData()  # the axis is short: "lcp_staged (ref.)"
+            self.scatter_plot.setLabel("left", f"{ref_crit} (ref.)" if ref_crit else other)
         self.unit_title.setText(f"<b>{short_unit_name(name)}</b> — {c} channels; the plan keeps "
                                 f"<span style='color:#3060c0'>● {int(mask.sum())}</span>, removes "
                                 f"<span style='color:#d02828'>● {c - int(mask.sum())}</span> "
                                 f"(by {self._plan_criterion()})")
 
+    def _versus_scores(self, unit: str) -> np.ndarray | None:
+        """The unit's scores under the scatter's second criterion (the session's or the reference's), or None."""
+        ref_crit = self.versus.currentData()
+        result = self.session.reference if ref_crit else self.session.importance
+        crit = ref_crit or self.versus.currentText()
+        if result is None or crit not in result.criteria or unit not in result.scores[crit]:
+            return None
+        return np.asarray(result.scores[crit][unit], dtype=np.float64)
+
+    def _reference_text(self) -> str:
+        ref = self.session.reference
+        if ref is None:
+            return ""
+        total = len(self.session.model_info.units) if self.session.model_info is not None else len(ref.units)
+        return (f"<br>reference: {', '.join(ref.criteria)} ranking {len(ref.units)} of {total} units, from "
+                f"{html.escape(Path(self.session.reference_path or '').name)}")
+
     def _timings_text(self) -> str:
         imp = self.session.importance
         if imp is None:
-            return "<i>No importance result.</i>"
+            return "<i>No importance result.</i>" + self._reference_text()
         cal = imp.calibration
         rows = []
         free = 0.0
@@ -374,7 +459,7 @@ class ImportanceView(QWidget):
         for name, sec in grad.items():
             ratio = f" ({sec / free:.1f}× the gradient-free pass)" if free > 0 else ""
             text += f"<br><b>{name}: {sec:.2f} s</b>{ratio}"
-        return text
+        return text + self._reference_text()
 
 
 __all__ = ["ImportanceView", "spearman"]

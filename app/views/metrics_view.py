@@ -3,7 +3,8 @@ so far, and three plots -- size vs mAP with its Pareto front, the sensitivity cu
 group) and the fine-tuning loss, which grows live while a fine-tune runs.
 
 Everything shown is in the session (`evaluations`, `sensitivity`, `finetune_log`), written by the jobs
-of the Pruning tab; this view only draws it.
+of the Pruning tab; this view only draws it. A second page, "Study: mAP vs size", is
+`app.views.study_plot.StudyPanel`: the bundled seed study with the session's models placed on it.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import pyqtgraph as pg
 from app.views.plots import make_plot
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractItemView, QHBoxLayout, QHeaderView, QLabel, QPushButton, QSplitter,
-                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+                               QTabWidget, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
 
 from app.jobs import ModelLoad, model_key
 from app.project import RUNTIME_LABELS
 from app.pruning_jobs import Evaluation, model_label
 from app.state import Session
 from app.views.ratio_panel import GROUP_TITLES, fmt_change
+from app.views.study_plot import StudyPanel
 
 SUMMARY_ROWS = ("Parameters", "MACs", "Size (fp32)", "CPU latency", "mAP@0.5")
 SUMMARY_COLUMNS = ("Original", "Pruned", "Pruned vs original")
@@ -174,8 +176,12 @@ class MetricsView(QWidget):
         splitter.addWidget(tables)
         splitter.addWidget(plots)
         splitter.setSizes([470, 290])
+        self.study = StudyPanel(session, self.current, ROLE_COLORS)
+        self.pages = QTabWidget()
+        self.pages.addTab(splitter, "This session")
+        self.pages.addTab(self.study, "Study: mAP vs size")
         lay = QVBoxLayout(self)
-        lay.addWidget(splitter)
+        lay.addWidget(self.pages)
 
         self.clear_button.clicked.connect(session.clear_metrics)
         session.metricsChanged.connect(self.refresh)
@@ -192,6 +198,7 @@ class MetricsView(QWidget):
         self._show_pareto()
         self._show_sensitivity()
         self._show_loss()
+        self.study.show_session()
 
     def current(self, role: str) -> Evaluation | None:
         """The latest evaluation of the model now in the session under `role` (None when not measured)."""
@@ -352,3 +359,4 @@ class MetricsView(QWidget):
         elif log:
             title += f"<br><span style='font-size:8pt'>iteration {int(its[-1])}, loss {log[-1]['loss']:.4f}</span>"
         self.loss_plot.setTitle(title, color="#333", size="10pt")
+
