@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--calib-images", type=int, default=8)
     p.add_argument("--bootstrap", type=int, default=1000, help="resamplings of the val images")
     p.add_argument("--target-size", type=float, default=None, help="default: the model's eval scale")
+    p.add_argument("--no-pruned-map", dest="pruned_map", action="store_false",
+                   help="score only the fine-tuned models (the cuts' own mAP is in the seed-study table)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 save_pruned(res, pruned, orig_path, extra_meta={"eval_scale": scale})
                 cache.put(f"seconds/cut/{tag}", time.perf_counter() - t0)
             ft = tune(pruned, tag)
-            rows.append({"ratio": ratio, "ranking": crit, "pruned": score(pruned, f"map/{tag}"),
+            rows.append({"ratio": ratio, "ranking": crit, "pruned": score(pruned, f"map/{tag}") if args.pruned_map else None,
                          "tuned": score(ft, f"map/{tag}-ft"), "finetune_s": cache.get(f"seconds/finetune/{tag}"),
                          "cut_s": cache.get(f"seconds/cut/{tag}")})
         tag = f"{r}-lcp_staged"
