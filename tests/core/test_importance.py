@@ -366,3 +366,15 @@ def test_importance_for_plan_prefers_a_computed_result_and_falls_back_to_the_wei
         assert fallback.criteria == ("weight_l2",)
     with pytest.raises(PlanError, match="criterion 'combined' needs an importance result .*weight_l1 / weight_l2"):
         importance_for_plan("combined", computed, model)
+
+
+def test_moment_sums_in_channel_chunks_equal_the_whole_map():
+    from core.importance.stats import _masked_moment_sums
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 70, 9, 11, generator=g)
+    masks = torch.rand(2, 9, 11, 2, generator=g) > 0.5
+    whole = _masked_moment_sums(x, masks, x.clamp(min=0), chunk=70)
+    for chunk in (1, 32, 64):
+        assert torch.allclose(_masked_moment_sums(x, masks, x.clamp(min=0), chunk=chunk), whole, rtol=1e-6, atol=1e-5)
+    assert whole.shape == (2, 5, 70)
