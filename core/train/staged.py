@@ -229,8 +229,10 @@ def prune_in_stages(cfg: StagedConfig, *, progress: Progress = no_progress,
         pruned_path, ft_path = work / f"{tag}.pt", work / f"{tag}-ft.pt"
         base = k * per_stage
 
-        def report(done: int, _total: int, message: str = "", _base=base, _say=say) -> None:
-            progress(_base + per_stage - cfg.iterations_per_stage + done, total, f"{_say}: fine-tune: {message}")
+        def report(done: int, ft_total: int, message: str = "", _base=base, _say=say) -> None:
+            # the fine-tune counts in its own steps (its phases, checkpoints): mapped onto the stage's share
+            share = cfg.iterations_per_stage * min(1.0, done / ft_total) if ft_total > 0 else 0.0
+            progress(_base + per_stage - cfg.iterations_per_stage + int(share), total, f"{_say}: fine-tune: {message}")
 
         if not ft_path.exists() and not pruned_path.exists():
             progress(base, total, f"{say}: ranking channels")

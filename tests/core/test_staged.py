@@ -244,3 +244,10 @@ def test_staged_ranking_is_one_ranking_of_the_original_kept_whole_on_resume(setu
     for unit, model in ((L1, orig), (L3, load_model(res.stages[0].finetuned).model)):
         ref = compute_importance(model.eval(), calib, ["lcp"], units=[u for u in find_units(model) if u.name == unit])
         np.testing.assert_allclose(ranking.scores["lcp_staged"][unit], ref.scores["lcp"][unit], rtol=1e-5, atol=1e-7)
+
+
+def test_staged_progress_never_passes_its_total(setup, tmp_path):
+    ds, original = setup
+    seen = []
+    prune_in_stages(_unit_cfg(ds, original, tmp_path / "s.pt"), progress=lambda d, t, m="": seen.append((d, t)))
+    assert seen and all(0 <= d <= t for d, t in seen) and seen[-1][0] == seen[-1][1]
