@@ -148,6 +148,17 @@ def _match_one_class(pred_boxes: np.ndarray, pred_scores: np.ndarray, gt_boxes: 
     return scores, match
 
 
+def _pooled_ap(scores: Sequence[np.ndarray], matches: Sequence[np.ndarray], positives: int) -> float:
+    """AP of one class from its images' scores and matches (1 true, 0 false, -1 difficult) pooled."""
+    s = np.concatenate(scores)
+    m = np.concatenate(matches)[s.argsort()[::-1]]
+    tp = np.cumsum(m == 1)
+    fp = np.cumsum(m == 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = tp / (tp + fp)
+    return average_precision(tp / positives, precision)
+
+
 def evaluate_map(detections: Sequence[ImageDetections], ground_truth: Sequence[ImageGroundTruth],
                  iou_threshold: float = 0.5) -> MapResult:
     """Per-class VOC AP over a dataset and their mean, as os2d `eval_detection_voc` (use_07_metric=False)."""
@@ -177,13 +188,7 @@ def evaluate_map(detections: Sequence[ImageDetections], ground_truth: Sequence[I
     for key in sorted(n_pos):
         if n_pos[key] == 0:
             continue
-        s = np.concatenate(scores[key])
-        m = np.concatenate(matches[key])[s.argsort()[::-1]]
-        tp = np.cumsum(m == 1)
-        fp = np.cumsum(m == 0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision = tp / (tp + fp)
-        per_class_ap[key] = average_precision(tp / n_pos[key], precision)
+        per_class_ap[key] = _pooled_ap(scores[key], matches[key], n_pos[key])
     mean = float(np.mean(list(per_class_ap.values()))) if per_class_ap else math.nan
     threshold, f1 = best_f1_threshold([np.concatenate(v) for v in scores.values()],
                                       [np.concatenate(v) for v in matches.values()], sum(n_pos.values()))
@@ -258,11 +263,7 @@ def bootstrap_maps(detections: Sequence[ImageDetections], ground_truth: Sequence
         for sc_list, m_list, pos in pooled.values():
             if pos == 0:
                 continue
-            sc = np.concatenate(sc_list)
-            m = np.concatenate(m_list)[sc.argsort()[::-1]]
-            tp, fp = np.cumsum(m == 1), np.cumsum(m == 0)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                aps.append(average_precision(tp / pos, tp / (tp + fp)))
+            aps.append(_pooled_ap(sc_list, m_list, pos))
         out[k] = float(np.mean(aps)) if aps else math.nan
     return out
 
