@@ -26,14 +26,13 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from bench.sections import cpu_name, command_line, markers, write_section
+from bench.sections import command_line, cpu_name, publish
 from core.data.grozi import open_dataset
 from core.detect import pick_device
 from core.importance.calibration import CalibrationSet, build_calibration
 from core.importance.criteria import CRITERIA
 from core.importance.result import ALL_CRITERIA, ImportanceResult, compute_importance
 from core.importance.stats import Measurement, Meter, eval_mode
-from core.io import atomic_write_text
 from core.jobs import ConsoleProgress
 from core.model.checkpoint import load_model
 from core.model.os2d import ModelConfig, OS2DModel
@@ -194,15 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.save:
         result.save(args.save)
     text = report(result, plain, args, model_path, device, calib)
-    if args.quick:
-        text += "\n**Quick smoke run: numbers are not for quoting.**\n"
-    text += f"\nCommand: `{command}`\n"
-    if args.section:
-        start, end = markers(args.section)
-        text = f"{start}\n{text}{end}\n"
-        write_section(args.out_md or Path(__file__).resolve().parent / "RESULTS.md", args.section, text)
-    else:
-        atomic_write_text(args.out_md, text)
+    text = publish(text, command=command, section=args.section, out_md=args.out_md, quick=args.quick)
     print(text)
     return 0
 

@@ -44,14 +44,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from bench.sections import command_line, cpu_name, markers, write_section
+from bench.sections import command_line, cpu_name, publish
 from core.data.grozi import open_dataset
 from core.detect import pick_device
 from core.importance.calibration import CalibrationSet, build_calibration
 from core.importance.gradient import GradientConfig, _Reconstruction, _Resampling, lcp_importance, sample_loss
 from core.importance.stats import (Meter, StatsConfig, _proc_status_bytes, collect_statistics, eval_mode,
                                    model_device, sample_rois)
-from core.io import atomic_write_text
 from core.jobs import CancelToken, Cancelled
 from core.model.checkpoint import load_model
 from core.model.os2d import OS2D_V1, OS2D_V2, OS2DModel
@@ -566,15 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     all_runs = {spec.key: measure_model(spec, args) for spec in specs}
     text = report(specs, all_runs, args, device_name)
     text += f"\nWhole run: {time.perf_counter() - t0:.0f} s.\n"
-    if args.quick:
-        text += "\n**Quick smoke run: numbers are not for quoting.**\n"
-    text += f"\nCommand: `{command}`\n"
-    if args.section:
-        start, end = markers(args.section)
-        text = f"{start}\n{text}{end}\n"
-        write_section(args.out_md or Path(__file__).resolve().parent / "RESULTS.md", args.section, text)
-    else:
-        atomic_write_text(args.out_md, text)
+    text = publish(text, command=command, section=args.section, out_md=args.out_md, quick=args.quick)
     print(text)
     return 0
 

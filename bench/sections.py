@@ -45,3 +45,18 @@ def write_section(path: str | Path, name: str, section: str) -> None:
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, text)
+
+
+def publish(text: str, *, command: str, section: str | None, out_md: str | Path | None, quick: bool = False) -> str:
+    """Finish a report (smoke-run warning, the command that made it) and write it: into its marked
+    section of `out_md` (bench/RESULTS.md by default) with `section`, else as the whole of `out_md`."""
+    if quick:
+        text += "\n**Quick smoke run: numbers are not for quoting.**\n"
+    text += f"\nCommand: `{command}`\n"
+    if section:
+        start, end = markers(section)
+        text = f"{start}\n{text}{end}\n"
+        write_section(out_md or Path(__file__).resolve().parent / "RESULTS.md", section, text)
+    else:
+        atomic_write_text(out_md, text)
+    return text
