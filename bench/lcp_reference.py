@@ -211,10 +211,9 @@ def markdown(rows, base, importance, args, scale, model_sha, selected_on) -> str
               "| ranking | wall s | peak MB | backward passes | wall / statistics pass |", "|---|---:|---:|---:|---:|"]
     if stats is not None:
         lines.append(f"| gradient-free statistics pass (`combined`) | {stats.seconds:.1f} | {_mb(stats.peak_bytes)} | 0 | 1 |")
-    if one_step is not None:
-        n_units = len(importance.units)
+    if one_step is not None and stats is not None:
         lines.append(f"| LCP, one step | {one_step.seconds:.1f} | {_mb(one_step.peak_bytes)} | "
-                     f"{args.calib_images * n_units} | {one_step.seconds / stats.seconds:.0f}x |" if stats else "")
+                     f"{args.calib_images * len(importance.units)} | {one_step.seconds / stats.seconds:.0f}x |")
     for r in (r for r in rows if r["ranking"] == "lcp_staged"):
         base_s = stats.seconds if stats else float("nan")
         whole = r["rank_s"] + r["reconstruct_s"]
@@ -240,7 +239,7 @@ def markdown(rows, base, importance, args, scale, model_sha, selected_on) -> str
     if pipelines:
         lines += ["", "Whole pipelines (ranking + cut + the same fine-tune budget), wall seconds:", "", *pipelines]
     lines += ["", f"Command: `{args.command}`", end, ""]
-    return "\n".join(x for x in lines if x is not None)
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
