@@ -22,7 +22,11 @@ from core.io import _umask, atomic_write_text, check_json_digest, looks_like, re
 
 CACHE_ENV = "OS2D_STUDIO_CACHE"
 SIDECAR_FORMAT = "os2d-studio-deploy"
-EXPORT_VERSION = 1  # bump when the exported graphs change meaning: cached exports of older versions are redone
+# Bump when the exported graphs change: cached exports (and int8 models made from them) of an older
+# version are made again. Older versions whose outputs mean the same stay readable from a user's folder.
+# 2: the correlation resampling's coordinates as one fused elementwise pass (same outputs, faster).
+EXPORT_VERSION = 2
+READABLE_EXPORT_VERSIONS = (1, 2)
 
 TARGET_ONNX = "target.onnx"
 CLASS_ONNX = "class.onnx"

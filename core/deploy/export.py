@@ -23,9 +23,9 @@ import torch
 from torch import nn
 
 from core.data.images import size_preserving_aspect
-from core.deploy.artefacts import (CLASS_ONNX, EXPORT_JSON, EXPORT_VERSION, TARGET_ONNX, DeployError, check_onnx,
-                                   existing, model_cache_dir, model_digest, publish, read_sidecar, staging_dir,
-                                   write_sidecar)
+from core.deploy.artefacts import (CLASS_ONNX, EXPORT_JSON, EXPORT_VERSION, READABLE_EXPORT_VERSIONS, TARGET_ONNX,
+                                   DeployError, check_onnx, existing, model_cache_dir, model_digest, publish,
+                                   read_sidecar, staging_dir, write_sidecar)
 from core.jobs import CancelToken, Progress, no_progress
 from core.model.checkpoint import file_sha256
 from core.model.os2d import GRID, OS2DModel
@@ -193,9 +193,9 @@ def read_export(folder: str | Path, digest: str | None = None, *, verify: bool =
     if not folder.is_dir():
         raise DeployError(folder, "folder not found" if not folder.exists() else "not a folder (expected an export folder)")
     info = read_sidecar(folder / EXPORT_JSON, "export")
-    if info.get("export_version") != EXPORT_VERSION:
+    if info.get("export_version") not in READABLE_EXPORT_VERSIONS:
         raise DeployError(folder / EXPORT_JSON, f"export format {info.get('export_version')}, this version reads "
-                                                f"{EXPORT_VERSION}; export the model again")
+                                                f"{', '.join(map(str, READABLE_EXPORT_VERSIONS))}; export the model again")
     if digest is not None and info.get("parent_sha256") != digest:
         raise DeployError(folder / EXPORT_JSON, f"exported from another model (sha256 {str(info.get('parent_sha256'))[:12]}…), "
                                                 f"not this one ({digest[:12]}…)")
@@ -225,6 +225,8 @@ def export_model(model: OS2DModel, out_dir: str | Path | None = None, *, source_
     if cached and dest.exists():
         try:
             info = read_export(dest, digest)
+            if info.get("export_version") != EXPORT_VERSION:
+                raise DeployError(dest / EXPORT_JSON, "made by an older version")
             progress(1, 1, "found in the cache")
             return ExportResult(dest, dest / TARGET_ONNX, dest / CLASS_ONNX, dest / EXPORT_JSON, digest, info, True,
                                 time.perf_counter() - start)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.deploy.artefacts import (CLASS_ONNX, EXPORT_JSON, QUANTIZE_JSON, TARGET_INT8_BIN, TARGET_INT8_XML,
-                                   TARGET_ONNX, DeployError, existing, model_cache_dir, model_digest, publish,
+from core.deploy.artefacts import (CLASS_ONNX, EXPORT_JSON, EXPORT_VERSION, QUANTIZE_JSON, TARGET_INT8_BIN,
+                                   TARGET_INT8_XML, TARGET_ONNX, DeployError, existing, model_cache_dir, model_digest, publish,
                                    staging_dir, write_sidecar)
 from core.deploy.telemetry import disable_vendor_telemetry
 from core.importance.calibration import CalibrationSet
@@ -99,7 +99,8 @@ def _versions() -> dict:
     import nncf
     import openvino as ov
 
-    return {"nncf": nncf.__version__, "openvino": ov.get_version(), "torch": torch.__version__}
+    return {"nncf": nncf.__version__, "openvino": ov.get_version(), "torch": torch.__version__,
+            "export": EXPORT_VERSION}
 
 
 def _calibration_inputs(model: OS2DModel, calibration: CalibrationSet, cancel: CancelToken | None) -> list[dict]:

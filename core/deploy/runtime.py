@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -119,18 +120,52 @@ class _OrtGraph:
 
 
 class _OvGraph:
+    """One OpenVINO graph, compiled for any input size and, once a size repeats, for that size alone.
+
+    A video or camera feeds the same frame size and class count frame after frame, and OpenVINO's CPU
+    kernels for fixed shapes are much faster than its dynamic-shape ones (the pruned default model in
+    int8 on a 640x480 frame: 22 ms a frame with dynamic shapes, 9 ms fixed; compiling for one size
+    takes ~0.2 s). A size seen once (an evaluation over images of many sizes) runs on the dynamic
+    graph, so nothing is compiled that is used only once."""
+
+    STATIC_AFTER = 2  # a size gets its own compiled graph on its second use
+    STATIC_KEEP = 4  # compiled sizes kept, least recently used dropped
+    SEEN_KEEP = 256  # sizes counted before the count starts over
+
     def __init__(self, core, path: Path, device: str, config: dict) -> None:
         try:
-            model = core.read_model(str(path))
+            self.model = core.read_model(str(path))
         except RuntimeError:
             raise DeployError(path, "OpenVINO cannot read this model (damaged or made by another tool)") from None
-        self.compiled = core.compile_model(model, device, config)
+        self.core, self.device, self.config = core, device, config
+        self.compiled = core.compile_model(self.model, device, config)
         self.request = self.compiled.create_infer_request()
         self.outputs = list(self.compiled.outputs)
+        self._seen: dict[tuple, int] = {}
+        self._static: OrderedDict[tuple, tuple] = OrderedDict()
+
+    def _request_for(self, feeds: dict[str, np.ndarray]):
+        key = tuple((name, a.shape) for name, a in sorted(feeds.items()))
+        if key in self._static:
+            self._static.move_to_end(key)
+            return self._static[key]
+        if len(self._seen) >= self.SEEN_KEEP:
+            self._seen.clear()
+        self._seen[key] = self._seen.get(key, 0) + 1
+        if self._seen[key] < self.STATIC_AFTER:
+            return self.request, self.outputs
+        fixed = self.model.clone()
+        fixed.reshape({name: list(shape) for name, shape in key})
+        compiled = self.core.compile_model(fixed, self.device, self.config)
+        self._static[key] = (compiled.create_infer_request(), list(compiled.outputs))
+        while len(self._static) > self.STATIC_KEEP:
+            self._static.popitem(last=False)
+        return self._static[key]
 
     def __call__(self, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        res = self.request.infer(feeds)
-        return [np.array(res[o], copy=True) for o in self.outputs]
+        request, outputs = self._request_for(feeds)
+        res = request.infer(feeds)
+        return [np.array(res[o], copy=True) for o in outputs]
 
 
 # -- the stand-in for the torch model ---------------------------------------------------------------

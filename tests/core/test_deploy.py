@@ -115,6 +115,46 @@ def test_exported_graphs_take_other_sizes_and_class_counts(small, backend):
         assert (got.loc - want.loc).abs().max() < 1e-3
 
 
+def test_a_repeated_size_runs_on_a_graph_compiled_for_it(small):
+    """A video's frames share one size: from its second frame OpenVINO runs a graph fixed to that size (its
+    fast kernels), with the dynamic graph's outputs; a size met once compiles nothing."""
+    model, _ = small
+    net = Detector(model, "cpu", backend="openvino").net
+    graph = net._target
+    g = torch.Generator().manual_seed(2)
+    feats = net.class_features([torch.randn(3, 240, 200, generator=g)])
+    once = net(torch.randn(1, 3, 257, 311, generator=g), class_feats=feats)
+    assert once.cls.shape[-1] > 0 and not graph._static
+    x = torch.randn(1, 3, 300, 400, generator=g)
+    first = net(x, class_feats=feats)  # dynamic graph
+    assert not graph._static
+    second = net(x, class_feats=feats)  # compiled for 300x400 and one class
+    assert len(graph._static) == 1
+    assert (first.cls - second.cls).abs().max() < 1e-4 and (first.loc - second.loc).abs().max() < 1e-3
+    for k in range(graph.STATIC_KEEP + 1):  # the least recently used fixed size is dropped
+        y = torch.randn(1, 3, 200 + 16 * k, 240, generator=g)
+        net(y, class_feats=feats)
+        net(y, class_feats=feats)
+    assert len(graph._static) == graph.STATIC_KEEP
+
+
+def test_an_older_cached_export_is_made_again_but_an_older_folder_still_reads(small, tmp_path):
+    from core.deploy.artefacts import EXPORT_JSON, read_sidecar, write_sidecar
+
+    model, exported = small
+    old = tmp_path / "old"
+    shutil.copytree(exported.folder, old)
+    info = {k: v for k, v in read_sidecar(old / EXPORT_JSON, "export").items() if k not in ("format", "kind")}
+    write_sidecar(old / EXPORT_JSON, "export", dict(info, export_version=1))
+    assert read_export(old, model_digest(model))["export_version"] == 1  # a user's folder of version 1 still runs
+    write_sidecar(exported.sidecar, "export", dict(info, export_version=1))  # the cache now holds version 1
+    again = export_model(model)
+    assert not again.cached and again.info["export_version"] == info["export_version"]
+    write_sidecar(old / EXPORT_JSON, "export", dict(info, export_version=99))
+    with pytest.raises(DeployError, match="export format 99"):
+        read_export(old)
+
+
 def test_export_is_cached_by_model_digest(small, cache):
     model, exported = small
     assert exported.folder == cache / "deploy" / model_digest(model) / "export"
