@@ -365,9 +365,12 @@ def _run(sides: tuple[_Side, _Side], src: FrameSource, names: tuple[str, ...], *
             break
         taken += 1
         if clock0 is None:
-            for side in sides:  # warm-up, not timed
-                side.detector.detect(frame.rgb, side.bank, score_threshold=score_threshold,
-                                     max_detections=max_detections, **kw)
+            # warm-up, not timed: twice, since a runtime may prepare a size on its second use (OpenVINO
+            # compiles a graph fixed to a size it meets again)
+            for side in sides:
+                for _ in range(2):
+                    side.detector.detect(frame.rgb, side.bank, score_threshold=score_threshold,
+                                         max_detections=max_detections, **kw)
             clock0 = (time.perf_counter(), frame.timestamp)
         # alternate which side runs first so neither always profits from a warm cache
         found: list = [None, None]
