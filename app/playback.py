@@ -291,7 +291,8 @@ class PlaybackController(QObject):
                 name = "Playing video" if request.kind == "play" else f"Showing frame {request.start + 1}"
             worker = self.runner.start(name, video_job, self.spec, request.start, s.model, s.pruned, images, names,
                                        max_frames=request.frames, mode=mode, features=self.features,
-                                       **self._settings(), on_report=self._on_report, **callbacks)
+                                       **self._settings(), on_report=self._on_report,
+                                       stopped_as="paused" if request.kind == "play" else "skipped", **callbacks)
         if worker is None:
             return False
         self._worker = worker

@@ -125,19 +125,24 @@ class ClassFeatureCache(ClassBankCache):
 
 
 def render_frame(frame: FrameResult, names: Sequence[str], compared: bool) -> tuple[np.ndarray, np.ndarray | None]:
-    """The two panes of a processed frame (core's rendering; no titles: the GUI's panes have theirs)."""
+    """The two panes of a processed frame (core's rendering; no titles and no FPS footer: the GUI's panes
+    have a title above and the numbers below)."""
     if not compared:
-        return render_pane(frame.image, frame.original, names), None
-    return (render_pane(frame.image, frame.original, names), render_pane(frame.image, frame.pruned, names))
+        return render_pane(frame.image, frame.original, names, footer=False), None
+    return (render_pane(frame.image, frame.original, names, footer=False),
+            render_pane(frame.image, frame.pruned, names, footer=False))
+
+
+def model_label(loaded: LoadedModel) -> str:
+    """'default.pt (4.4M params)'."""
+    name = Path(loaded.path).name if loaded.path else "in memory"
+    params = loaded.model.num_parameters() if hasattr(loaded.model, "num_parameters") else 0
+    return f"{name} ({params / 1e6:.1f}M params)" if params else name
 
 
 def side_title(side: str, loaded: LoadedModel | None) -> str:
     """'original: default.pt (4.4M params)', as compare_video titles the panes of an exported video."""
-    if loaded is None:
-        return side
-    name = Path(loaded.path).name if loaded.path else "in memory"
-    params = loaded.model.num_parameters() if hasattr(loaded.model, "num_parameters") else 0
-    return f"{side}: {name} ({params / 1e6:.1f}M params)" if params else f"{side}: {name}"
+    return side if loaded is None else f"{side}: {model_label(loaded)}"
 
 
 def snapshot_image(frame: VideoFrame, names: Sequence[str], titles: tuple[str, str]) -> np.ndarray:

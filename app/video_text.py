@@ -7,7 +7,7 @@ they are tested without a display and the view only puts them on labels.
 
 from __future__ import annotations
 
-from core.visualize import ONLY_COLOR
+from core.visualize import ONLY_COLOR, boxes_text
 
 ONLY_HEX = "#{:02x}{:02x}{:02x}".format(*ONLY_COLOR)
 
@@ -26,7 +26,7 @@ def side_text(side: str, res, compared: bool) -> tuple[str, str | None]:
     only = f", <span style='color:{ONLY_HEX}'>{n_only} only here</span>" if compared and n_only else ""
     recall = f" · recall <b>{res.recall:.0%}</b>" if res.recall is not None else ""
     text = (f"<b>{side.capitalize()}</b>: <b>{fps_text(res.fps)}</b> · {res.seconds * 1e3:.0f} ms · "
-            f"{len(res.detections)} boxes{only}{recall}")
+            f"{boxes_text(len(res.detections))}{only}{recall}")
     tip = ("FPS: running, over the last frames; ms: this frame's latency"
            + ("; recall: ground-truth boxes found so far (IoU ≥ 0.5) on the frames played, at this side's "
               "score threshold" if res.recall is not None else ""))

@@ -182,6 +182,7 @@ class _Job:
     worker: JobWorker
     callbacks: dict
     t0: float
+    stopped_as: str = "cancelled"
 
 
 class JobRunner(QObject):
@@ -197,7 +198,7 @@ class JobRunner(QObject):
     jobProgress = Signal(int, int, str, float)
     jobSucceeded = Signal(str, float)  # name, seconds
     jobFailed = Signal(str, str, str)  # name, message, traceback (empty for errors about a file)
-    jobCancelled = Signal(str)
+    jobCancelled = Signal(str, str)  # name, what a user calls the stop ("cancelled"; "paused" for playback)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -219,9 +220,12 @@ class JobRunner(QObject):
               on_error: Callable[[str], None] | None = None,
               on_cancelled: Callable[[], None] | None = None,
               on_report: Callable[[Any], None] | None = None,
+              stopped_as: str = "cancelled",
               **kwargs: Any) -> JobWorker | None:
         """Start `fn` in the worker; returns None (and starts nothing) while another job runs.
 
+        `stopped_as` is how the status bar names a stop on request: "paused" for playing a video, where
+        stopping is the normal way to end it.
         With `on_report`, `fn` also gets `report=` (a callable): each value it reports reaches
         `on_report` in the GUI thread while the job runs (never after its outcome)."""
         if self._current is not None:
@@ -232,7 +236,7 @@ class JobRunner(QObject):
         if on_report is not None:
             worker.kwargs["report"] = worker.report
         self._jobs[s] = _Job(worker, {"result": on_result, "error": on_error, "cancelled": on_cancelled,
-                                      "report": on_report}, time.monotonic())
+                                      "report": on_report}, time.monotonic(), stopped_as)
         s.progress.connect(self._on_progress)
         s.report.connect(self._on_report)
         s.result.connect(self._on_result)
@@ -290,7 +294,7 @@ class JobRunner(QObject):
         elif kind == "error":
             self.jobFailed.emit(worker.name, payload, worker.traceback_text)
         else:
-            self.jobCancelled.emit(worker.name)
+            self.jobCancelled.emit(worker.name, job.stopped_as)
         callback = job.callbacks.get(kind)  # "result", "error" or "cancelled"
         if callback is not None:
             callback(*(() if kind == "cancelled" else (payload,)))

@@ -99,6 +99,11 @@ def _dashed_rect(img: np.ndarray, p1, p2, color, thickness: int, dash: int = 8) 
             cv2.line(img, q0, q1, color, thickness, cv2.LINE_AA)
 
 
+def boxes_text(n: int) -> str:
+    """'1 box', '3 boxes'."""
+    return f"{n} box" if n == 1 else f"{n} boxes"
+
+
 def _pane_parts(res: PaneResult | Detections) -> tuple[Detections, np.ndarray, float, float]:
     """(detections, only-here flags, seconds, fps); plain Detections flag nothing."""
     if hasattr(res, "only_here"):
@@ -107,9 +112,10 @@ def _pane_parts(res: PaneResult | Detections) -> tuple[Detections, np.ndarray, f
 
 
 def render_pane(frame: np.ndarray, res: PaneResult | Detections, names: Sequence[str], fps: float | None = None,
-                title: str = "") -> np.ndarray:
+                title: str = "", footer: bool = True) -> np.ndarray:
     """One pane: boxes with scores, boxes only this side found thick and dashed-magenta with an "only" tag,
-    a title at the top and "FPS | latency | boxes" at the bottom."""
+    a title at the top and (with `footer`) "FPS | latency | boxes" at the bottom. A GUI that prints those
+    numbers beside a scaled-down pane leaves the footer out: drawn into the pixels it shrinks unreadably."""
     d, only, seconds, side_fps = _pane_parts(res)
     h, w = frame.shape[:2]
     pane = draw_detections(frame, d.boxes, d.scores, d.labels, list(names), highlight=only)
@@ -126,10 +132,11 @@ def render_pane(frame: np.ndarray, res: PaneResult | Detections, names: Sequence
     lh = int(30 * scale / 0.6)
     if title:
         put_label(pane, title, (8, lh), scale)
-    fps = side_fps if fps is None else fps
-    n_only = int(only.sum())
-    put_label(pane, f"{fps:.1f} FPS | {seconds * 1e3:.0f} ms | {len(d)} boxes"
-              + (f", {n_only} only here" if n_only else ""), (8, h - max(6, lh // 3)), scale)
+    if footer:
+        fps = side_fps if fps is None else fps
+        n_only = int(only.sum())
+        put_label(pane, f"{fps:.1f} FPS | {seconds * 1e3:.0f} ms | {boxes_text(len(d))}"
+                  + (f", {n_only} only here" if n_only else ""), (8, h - max(6, lh // 3)), scale)
     return pane
 
 

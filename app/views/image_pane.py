@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QBoxLayout, QGraphicsRectItem, QLabel, QSizePolicy, QStackedWidget, QVBoxLayout,
                                QWidget)
 
+from app.views.elided_label import ElidedLabel
 from core.visualize import class_color
 
 
@@ -64,8 +65,11 @@ class ImagePane(QWidget):
 
     def __init__(self, title: str = "", empty_text: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.title = QLabel(title)
-        self.title.setStyleSheet("font-weight: bold;")
+        # elided at the right with the full text in its tooltip: the side and runtime come first and stay
+        self.title = ElidedLabel(title, mode=Qt.TextElideMode.ElideRight)
+        bold = self.title.font()
+        bold.setBold(True)
+        self.title.setFont(bold)
         self.title.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)  # never widens the window
         self.hint = QLabel(empty_text)
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)

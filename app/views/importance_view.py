@@ -29,7 +29,7 @@ from app.pruning_jobs import load_importance_job
 from app.state import Session, reference_mismatch
 from app.views.dataset_picker import DatasetPicker
 from app.views.importance_heatmap import CUT_PEN, ImportanceHeatmap, heatmap_rows, kept_by_plan, normalize_unit
-from app.views.job_status import ElidedLabel
+from app.views.elided_label import ElidedLabel
 from app.views.plots import make_plot
 from app.views.ratio_panel import fit_every_criterion, set_enabled, short_unit_name
 from app.workbench import WorkbenchController

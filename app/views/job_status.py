@@ -3,8 +3,8 @@
 Why one widget for all jobs: the `JobRunner` runs one job at a time, so the user always sees the same
 place for progress and the one way to stop it.
 
-The text is elided to the room the status bar gives it (full text in the tooltip): a label that asks for
-the width of its text would widen the main window as a job's messages grow.
+The text is elided to the room the status bar gives it (`ElidedLabel`, full text in the tooltip): a label
+that asks for the width of its text would widen the main window as a job's messages grow.
 
 The ETA: the bar keeps its own `core.jobs.EtaEstimator` over the reports it gets (the measured, smoothed
 rate), shown only once it rests on a few reports and a couple of seconds of the current count (an estimate
@@ -14,10 +14,10 @@ so it counts down between reports, or grows while a step takes longer than steps
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QResizeEvent
+from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QProgressBar, QPushButton, QSizePolicy, QWidget
 
+from app.views.elided_label import ElidedLabel
 from app.worker import JobRunner
 from core.jobs import EtaEstimator
 
@@ -37,51 +37,6 @@ def format_eta(seconds: float) -> str:
         return f"ETA {m}:{s:02d}"
     h, m = divmod(m, 60)
     return f"ETA {h}:{m:02d}:{s:02d}"
-
-
-class ElidedLabel(QLabel):
-    """A one-line label that takes the width its layout gives it and elides its text (in the middle, so
-    the start and the end of a long message stay); the full text is its tooltip."""
-
-    def __init__(self, text: str = "", parent: QWidget | None = None,
-                 mode: Qt.TextElideMode = Qt.TextElideMode.ElideMiddle) -> None:
-        super().__init__(parent)
-        self._full = ""
-        self._mode = mode
-        self.hint_chars = 40
-        # its size hint is steady (not its text's width) and it shrinks to its minimum: text never widens it
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
-        self.setMinimumWidth(40)
-        self.setText(text)
-
-    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
-        self._full = text
-        self.setToolTip(text)
-        self._elide()
-
-    def text(self) -> str:
-        """The full text (what is painted may be elided: `shownText`)."""
-        return self._full
-
-    def shownText(self) -> str:  # noqa: N802 - Qt style
-        return super().text()
-
-    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
-        return QSize(self.minimumWidth(), super().minimumSizeHint().height())
-
-    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
-        """A steady width (`hint_chars` average characters), whatever the text: the layout around it
-        does not jump as messages change."""
-        return QSize(self.fontMetrics().averageCharWidth() * self.hint_chars, super().sizeHint().height())
-
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt API
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        shown = self.fontMetrics().elidedText(self._full, self._mode, max(self.contentsRect().width(), 0))
-        if shown != super().text():
-            super().setText(shown)
 
 
 class JobStatusWidget(QWidget):
@@ -122,7 +77,7 @@ class JobStatusWidget(QWidget):
         runner.jobProgress.connect(self._progress)
         runner.busyChanged.connect(self._busy)
         runner.jobSucceeded.connect(lambda name, s: self.statusMessage.emit(f"{name}: done in {s:.1f} s", 8000))
-        runner.jobCancelled.connect(lambda name: self.statusMessage.emit(f"{name}: cancelled", 8000))
+        runner.jobCancelled.connect(lambda name, how: self.statusMessage.emit(f"{name}: {how}", 8000))
         runner.jobFailed.connect(lambda name, msg, _d: self.statusMessage.emit(f"{name}: failed", 8000))
         self.setVisible(False)
 

@@ -22,7 +22,7 @@ from app.folders import save_folder
 from app.playback import PlaybackController
 from app.project import RUNTIME_LABELS
 from app.state import Session
-from app.video_jobs import VideoFrame, save_snapshot, side_title, snapshot_image
+from app.video_jobs import VideoFrame, model_label, save_snapshot, snapshot_image
 from app.video_text import agreement_text, export_text, side_text
 from app.views.class_images import ClassImageList
 from app.views.detection_settings import DetectionSettingsBox
@@ -318,11 +318,13 @@ class VideoView(QWidget):
         self._update_enabled()
 
     def _show_titles(self) -> None:
-        """Each pane names its model and the runtime it runs on ("Pruned: x.pt (2.1M params) · OpenVINO int8")."""
+        """Each pane names the runtime it runs on and its model ("Pruned · OpenVINO int8 · x.pt (2.1M params)"):
+        side and runtime first, so a narrow pane's elided title still says what the FPS below it were
+        measured on."""
         s = self.session
         ds = s.detection_settings
         for side, loaded, none in (("original", s.model, "Original (no model)"), ("pruned", s.pruned, "Pruned (none)")):
-            text = f"{side_title(side.capitalize(), loaded)} · {RUNTIME_LABELS[ds.runtime_field_value(side)]}" \
+            text = f"{side.capitalize()} · {RUNTIME_LABELS[ds.runtime_field_value(side)]} · {model_label(loaded)}" \
                 if loaded else none
             self.panes[side].title.setText(text)
 

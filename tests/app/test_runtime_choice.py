@@ -140,8 +140,13 @@ def test_video_frame_with_one_side_on_openvino(qtbot, both, wait_idle, message_b
     wait_idle(both)
     assert message_boxes.texts() == []
     assert view.frame is not None and view.frame.compared and view.frame.panes[1] is not None
-    assert view.panes["pruned"].title.text().endswith(" · OpenVINO fp32")
-    assert view.panes["original"].title.text().endswith(" · PyTorch fp32")
+    assert view.panes["pruned"].title.text().startswith("Pruned · OpenVINO fp32 · ")
+    assert view.panes["original"].title.text().startswith("Original · PyTorch fp32 · ")
+    # a narrow pane elides its title at the right: side and runtime stay readable, the whole is the tooltip
+    title = view.panes["pruned"].title
+    title.resize(title.fontMetrics().horizontalAdvance("Pruned · OpenVINO fp32 · ab"), title.height())
+    assert title.shownText().startswith("Pruned · OpenVINO fp32") and title.shownText().endswith("…")
+    assert title.toolTip() == title.text()
     runtimes = {(k[2], k[3]) for k in view.features._entries}
     assert ("openvino", "fp32") in runtimes and ("torch", "fp32") in runtimes
 

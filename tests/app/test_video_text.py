@@ -25,6 +25,7 @@ def test_side_lines_count_only_here_when_both_ran():
     text, tip = side_text("original", side(5.0, 3, 1), compared=False)
     assert "only here" not in text and "recall" not in tip
     assert side_text("pruned", None, compared=False) == ("<b>Pruned</b>: no model", None)
+    assert " · 1 box · " in side_text("pruned", side(5.0, 1, 0, recall=0.5), compared=True)[0]
 
 
 def test_agreement_and_export_lines():

@@ -119,6 +119,7 @@ def test_play_pause_step_seek_side_by_side(qtbot, compared, wait_idle):
     assert not view.playing
     wait_idle(w)
     assert started == ["Playing video"] and view.play_button.text() == "Play"
+    assert w.statusBar().currentMessage() == "Playing video: paused"  # a pause is not a failure or a cancel
     paused_at = view.position
     assert paused_at >= 3 and [f.index for f in reports] == list(range(1, paused_at + 1))  # every frame, in order
     qtbot.wait(200)

@@ -198,7 +198,7 @@ def test_cancel_finetune_midway_keeps_a_resumable_checkpoint(bench, wait_idle, t
     bench.workbench.checkpoint_every = 1
     s.finetuneLogged.connect(lambda e: bench.runner.cancel() if e["iteration"] == 1 else None)
     cancelled = []
-    bench.runner.jobCancelled.connect(cancelled.append)
+    bench.runner.jobCancelled.connect(lambda name, _how: cancelled.append(name))
     assert bench.workbench.finetune(4, eval_images=1)
     wait_idle(bench)
     assert cancelled == ["Fine-tuning"] and not bench.runner.busy

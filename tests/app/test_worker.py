@@ -181,7 +181,7 @@ def test_runner_one_job_at_a_time_and_callbacks_may_chain(qtbot):
 def test_runner_cancel_reports_cancelled(qtbot):
     runner = JobRunner()
     outcomes = []
-    runner.jobCancelled.connect(lambda name: outcomes.append(("cancelled", name)))
+    runner.jobCancelled.connect(lambda name, how: outcomes.append((how, name)))
     runner.jobSucceeded.connect(lambda name, s: outcomes.append(("done", name)))
     runner.start("long", sleepy_job, 1000, on_cancelled=lambda: outcomes.append("callback"))
     qtbot.wait(100)
