@@ -5,6 +5,9 @@ Rows per ratio, every one fine-tuned with the same number of iterations in total
 the original:
 - one-shot cuts ranked by weight L1, by the gradient-free `combined` score, and by one-step LCP (the
   gradient at the start of selection, on the unpruned model);
+- one-shot cuts followed by LCP's reconstruction step alone (`--reconstructed`, default weight L1): the
+  consumers' kept input weights refit by least squares to the uncut model's outputs inside the context
+  boxes (`core.prune.reconstruct`), a gradient-free update, before the same fine-tune;
 - staged LCP (`prune-stages --criterion lcp --reconstruct --stage-by unit`): one stage per unit, the head
   first, then the trunk shallow to deep; each stage ranked by the LCP gradient on the model the earlier
   stages left, its consumers' kept weights rebuilt by least squares, then a share of the fine-tune budget.
@@ -41,6 +44,7 @@ from core.jobs import ConsoleProgress
 from core.model.checkpoint import load_model
 from core.prune.job import prune, save_pruned
 from core.prune.plan import PruningPlan
+from core.prune.reconstruct import reconstruct_consumers
 from core.train.batches import BatchConfig
 from core.train.finetune import FinetuneConfig, finetune
 from core.train.staged import STAGE_ORDER, StagedConfig, prune_in_stages, stage_plans
@@ -49,6 +53,7 @@ NAME = "lcp-reference"
 ONE_SHOT = ("weight_l1", "combined", "lcp")
 LABELS = {"weight_l1": "weight L1", "combined": "gradient-free combined", "lcp": "LCP, one step",
           "lcp_staged": "LCP, staged (as its paper runs it)"}
+REC = "+reconstruction"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="score only the fine-tuned models (the cuts' own mAP is in the seed-study table)")
     p.add_argument("--no-staged", dest="staged", action="store_false",
                    help="leave out the staged LCP row (hours on a small CPU); the section says so")
+    p.add_argument("--reconstructed", nargs="*", default=["weight_l1"], choices=ONE_SHOT,
+                   help="one-shot rankings also run with the consumers reconstructed after the cut")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
@@ -108,13 +115,20 @@ def main(argv: list[str] | None = None) -> int:
 
     original = load_model(orig_path).model.to(device).eval()
     base = score(orig_path, "map/original")
+    calib_cache: list = []
+
+    def calibration():
+        if not calib_cache:
+            calib_cache.append(build_calibration(train_ds, args.calib_images, scale, 0,
+                                                 class_image_size=original.config.class_image_size,
+                                                 progress=ConsoleProgress("calibration")))
+        return calib_cache[0]
+
     imp_path = work / "importance"
     if Path(str(imp_path) + ".json").exists():
         importance = ImportanceResult.load(imp_path)
     else:
-        calib = build_calibration(train_ds, args.calib_images, scale, 0,
-                                  class_image_size=original.config.class_image_size, progress=ConsoleProgress("calibration"))
-        importance = compute_importance(original, calib, list(ONE_SHOT), model_path=str(orig_path),
+        importance = compute_importance(original, calibration(), list(ONE_SHOT), model_path=str(orig_path),
                                         progress=ConsoleProgress("importance"))
         importance.save(imp_path)
 
@@ -131,6 +145,22 @@ def main(argv: list[str] | None = None) -> int:
                 cache.put(f"seconds/cut/{tag}", time.perf_counter() - t0)
             ft = tune(pruned, tag)
             rows.append({"ratio": ratio, "ranking": crit, "pruned": score(pruned, f"map/{tag}") if args.pruned_map else None,
+                         "tuned": score(ft, f"map/{tag}-ft"), "finetune_s": cache.get(f"seconds/finetune/{tag}"),
+                         "cut_s": cache.get(f"seconds/cut/{tag}")})
+        for crit in args.reconstructed:
+            tag = f"{r}-{crit}-rec"
+            pruned = work / f"{tag}.pt"
+            if not pruned.exists():
+                t0 = time.perf_counter()
+                res = prune(original.cpu(), PruningPlan(ratio=ratio, criterion=crit), importance)
+                original.to(device)
+                rec = reconstruct_consumers(original, res.model.to(device), res.kept, calibration(),
+                                            progress=ConsoleProgress(f"reconstruct {tag}"))
+                save_pruned(res, pruned, orig_path, extra_meta={"eval_scale": scale, "reconstruction": rec.summary()})
+                cache.put(f"seconds/cut/{tag}", time.perf_counter() - t0)
+            ft = tune(pruned, tag)
+            # the cut's own mAP is scored here always: what reconstruction changes before any fine-tuning
+            rows.append({"ratio": ratio, "ranking": crit + REC, "pruned": score(pruned, f"map/{tag}"),
                          "tuned": score(ft, f"map/{tag}-ft"), "finetune_s": cache.get(f"seconds/finetune/{tag}"),
                          "cut_s": cache.get(f"seconds/cut/{tag}")})
         if not args.staged:
@@ -197,7 +227,8 @@ def markdown(rows, base, importance, args, scale, model_sha, selected_on) -> str
              "|---:|---|---:|---:|---|"]
     ref = {r["ratio"]: r for r in rows if r["ranking"] == "weight_l1"}
     for r in rows:
-        label = LABELS[r["ranking"]]
+        crit = r["ranking"].removesuffix(REC)
+        label = LABELS[crit] + (", consumers reconstructed after the cut" if r["ranking"] != crit else "")
         if r["ranking"] == "lcp_staged":
             label += f", {r['stages']} stages × {r['iterations_per_stage']} iterations"
         vs = "—" if r["ranking"] == "weight_l1" else _versus(r["tuned"], ref[r["ratio"]]["tuned"])

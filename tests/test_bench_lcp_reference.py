@@ -28,6 +28,8 @@ def test_markdown_reports_both_costs_and_the_staged_row():
              "finetune_s": 100.0, "cut_s": 1.0},
             {"ratio": 0.5, "ranking": "combined", "pruned": _entry(0.6, 0.01), "tuned": _entry(0.85, 0.01),
              "finetune_s": 100.0, "cut_s": 1.0},
+            {"ratio": 0.5, "ranking": "weight_l1+reconstruction", "pruned": _entry(0.7, 0.01), "tuned": _entry(0.95, 0.01),
+             "finetune_s": 100.0, "cut_s": 20.0},
             {"ratio": 0.5, "ranking": "lcp_staged", "pruned": None, "tuned": _entry(0.8, 0.01), "stages": 11,
              "iterations_per_stage": 9, "rank_s": 300.0, "reconstruct_s": 200.0, "backward_passes": 88,
              "rank_peak_bytes": 2 ** 30, "pipeline_s": 1500.0}]
@@ -41,3 +43,5 @@ def test_markdown_reports_both_costs_and_the_staged_row():
     assert "rankings alone | 300.0 | 1024 | 88 | 30x |" in text and "whole pipeline | 1500 |" in text
     assert "gradient-free one-shot 111 s, staged LCP 1500 s (13.5x)" in text
     assert "all but the 30 the model's checkpoint was selected on" in text
+    assert "| 50% | weight L1, consumers reconstructed after the cut | 0.700 [" in text
+    assert "| +0.050 [+0.050, +0.050] better |" in text
