@@ -19,7 +19,7 @@ the work folder, so a killed run continues where it stopped.
 
     .venv/bin/python -m bench.lcp_reference --dataset data/synth-0 --work data/lcp-reference
     # smoke run (random model, tiny dataset; numbers mean nothing):
-    .venv/bin/python -m bench.lcp_reference --model random:resnet18 --dataset tests/data/tiny_os2d \\
+    .venv/bin/python -m bench.lcp_reference --model random:resnet18 --dataset resources/samples/benchmark \\
         --calib-images 1 --iterations 2 --target-size 256 --bootstrap 20 --work /tmp/lr --out /tmp/lr.md
 """
 
