@@ -3,7 +3,7 @@
 A fresh profile (throwaway settings, Documents in a temporary folder, no dataset chosen): the app opens on
 the default model with its shipped pruned companion, detects on the sample shelf, plays the sample video
 side by side, computes importance (combined) on the bundled benchmark, prunes 50 %, fine-tunes, evaluates.
-Buttons are pressed with real mouse clicks (QTest); the capture is what X drew (`import -window root`).
+Buttons are pressed with real mouse clicks (QTest); the capture is what X drew (the whole screen).
 
     Xvfb :99 -screen 0 1280x800x24 -nolisten tcp &
     DISPLAY=:99 .venv/bin/python docs/screenshots/first_start_tour.py        # writes docs/screenshots/first-start-*.png

@@ -1,9 +1,8 @@
 """What the screenshot tours share: the real main window on a throwaway settings file, waiting for
-jobs as a user would, and capturing what X drew (`import -window root`, ImageMagick)."""
+jobs as a user would, and capturing what X drew (the whole screen, through Qt)."""
 
 from __future__ import annotations
 
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,7 +55,11 @@ class Tour:
         self.window.activateWindow()
         self.settle(1.0)
         path.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["import", "-window", "root", str(path)], check=True)
+        # The whole X screen (window frame, open dialogs) through Qt, so no screenshot tool is needed.
+        from PySide6.QtGui import QGuiApplication
+
+        if not QGuiApplication.primaryScreen().grabWindow(0).save(str(path)):
+            raise SystemExit(f"could not write the screenshot {path}")
         print(f"wrote {path}", flush=True)
 
     def close(self) -> None:

@@ -9,7 +9,7 @@ Without --pruned/--project the default model is pruned 30 % by weight L1 in the 
 clicks would (no fine-tuning: expect the two sides to disagree a lot). `docs/screenshots/video-view.png`
 was taken with `--pruned data/seed-table/r30-weight_l1-ft.pt --frames 40 --threads 2 --target-size 1100
 --score 0.6` (the pruned model is one of `bench/seed_table.py`'s fine-tuned models).
-The capture is `import -window root` (ImageMagick): what X drew.
+The capture is the whole X screen: what X drew.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ Run under a real X server (Xvfb), from the repository root:
     Xvfb :99 -screen 0 1440x900x24 &
     DISPLAY=:99 .venv/bin/python docs/screenshots/workbench_tour.py [--model CKPT] [--dataset data/synth-0]
 
-Each capture is `import -window root` (ImageMagick) of the whole screen, so what is saved is what X drew.
+Each capture is the whole X screen, so what is saved is what X drew.
 Default model: resources/models/default.pt when present. Jobs run exactly as a user's clicks start them.
 """
 
