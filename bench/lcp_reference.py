@@ -70,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="score only the fine-tuned models (the cuts' own mAP is in the seed-study table)")
     p.add_argument("--no-staged", dest="staged", action="store_false",
                    help="leave out the staged LCP row (hours on a small CPU); the section says so")
+    p.add_argument("--rankings", nargs="+", default=list(ONE_SHOT), choices=ONE_SHOT,
+                   help="one-shot rows (weight L1, the paired reference, is always run)")
     p.add_argument("--reconstructed", nargs="*", default=["weight_l1"], choices=ONE_SHOT,
                    help="one-shot rankings also run with the consumers reconstructed after the cut")
     p.add_argument("--threads", type=int, default=0)
@@ -77,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
     p.add_argument("--section", default=NAME)
     args = p.parse_args(argv)
+    args.rankings = ["weight_l1"] + [c for c in args.rankings if c != "weight_l1"]
     args.command = command_line("lcp_reference.py", argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -125,17 +128,18 @@ def main(argv: list[str] | None = None) -> int:
         return calib_cache[0]
 
     imp_path = work / "importance"
-    if Path(str(imp_path) + ".json").exists():
-        importance = ImportanceResult.load(imp_path)
-    else:
-        importance = compute_importance(original, calibration(), list(ONE_SHOT), model_path=str(orig_path),
+    # `combined` always: its statistics pass is the cost table's baseline
+    needed = [c for c in ONE_SHOT if c in {"combined", *args.rankings, *args.reconstructed}]
+    importance = ImportanceResult.load(imp_path) if Path(str(imp_path) + ".json").exists() else None
+    if importance is None or not set(needed) <= set(importance.criteria):
+        importance = compute_importance(original, calibration(), needed, model_path=str(orig_path),
                                         progress=ConsoleProgress("importance"))
         importance.save(imp_path)
 
     rows = []
     for ratio in args.ratios:
         r = f"r{round(ratio * 100):02d}"
-        for crit in ONE_SHOT:
+        for crit in args.rankings:
             tag = f"{r}-{crit}"
             pruned = work / f"{tag}.pt"
             if not pruned.exists():
@@ -212,12 +216,15 @@ def _mb(b: int) -> str:
 def markdown(rows, base, importance, args, scale, model_sha, selected_on) -> str:
     start, end = markers(args.section)
     images = base["images"]
-    lines = [start, "## LCP as its paper runs it, beside the gradient-free rankings (`bench/lcp_reference.py`)", "",
+    title = ("LCP as its paper runs it, beside the gradient-free rankings" if getattr(args, "staged", True)
+             else "One-shot cuts, with and without LCP's reconstruction step")
+    lines = [start, f"## {title} (`bench/lcp_reference.py`, section `{args.section}`)", "",
              f"Model `{args.model}` (sha256 {model_sha[:12]}…) at scale {scale:g}; benchmark `{args.dataset}`: "
              f"{images} val images of held-out classes"
              + (f" (all but the {selected_on} the model's checkpoint was selected on)" if selected_on else "")
              + f"; calibration {args.calib_images} train images. Every row is fine-tuned {args.iterations} iterations "
-             "in total (batch 4×6 classes, distillation from the original); staged LCP spreads them over its stages. "
+             "in total (batch 4×6 classes, distillation from the original)"
+             + ("; staged LCP spreads them over its stages. " if getattr(args, "staged", True) else ". ") +
              f"mAP@0.5 [95 % bootstrap interval, {args.bootstrap} resamplings of the images]; the difference to "
              "weight L1 is paired (the same resamplings), and called noise when its interval holds 0. "
              f"Run {time.strftime('%Y-%m-%d')} on {cpu_name()}, torch {torch.__version__}, "
@@ -257,8 +264,8 @@ def markdown(rows, base, importance, args, scale, model_sha, selected_on) -> str
                          f"whole pipeline | {r['pipeline_s']:.0f} | — | {r['backward_passes']} | "
                          f"{r['pipeline_s'] / base_s:.0f}x |")
     if not getattr(args, "staged", True):
-        lines += ["", "Staged LCP was left out of this run (`--no-staged`); the cost of its rankings alone is at "
-                  "least the one-step row's, as each stage ranks its own units once more on the model so far."]
+        lines += ["", "Staged LCP was left out of this run (`--no-staged`); its rankings alone cost at least what "
+                  "one-step LCP costs, as each stage ranks its own units once more on the model so far."]
     pipelines = []
     for ratio in args.ratios:
         comb = next((r for r in rows if r["ratio"] == ratio and r["ranking"] == "combined"), None)
