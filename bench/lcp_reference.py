@@ -8,6 +8,8 @@ the original:
 - one-shot cuts followed by LCP's reconstruction step alone (`--reconstructed`, default weight L1): the
   consumers' kept input weights refit by least squares to the uncut model's outputs inside the context
   boxes (`core.prune.reconstruct`), a gradient-free update, before the same fine-tune;
+- one-shot cuts with ratios allocated across units (`--allocated`, none by default): each unit's scores
+  over their mean, one threshold for all units, at the MACs the uniform cut leaves (`core.prune.allocate`);
 - staged LCP (`prune-stages --criterion lcp --reconstruct --stage-by unit`): one stage per unit, the head
   first, then the trunk shallow to deep; each stage ranked by the LCP gradient on the model the earlier
   stages left, its consumers' kept weights rebuilt by least squares, then a share of the fine-tune budget.
@@ -43,8 +45,10 @@ from core.importance.result import ImportanceResult, compute_importance
 from core.jobs import ConsoleProgress
 from core.model.checkpoint import load_model
 from core.prune.job import prune, save_pruned
-from core.prune.plan import PruningPlan
+from core.prune.allocate import allocate
+from core.prune.plan import PlanCostModel, PruningPlan
 from core.prune.reconstruct import reconstruct_consumers
+from core.prune.units import find_units
 from core.train.batches import BatchConfig
 from core.train.finetune import FinetuneConfig, finetune
 from core.train.staged import STAGE_ORDER, StagedConfig, prune_in_stages, stage_plans
@@ -54,6 +58,7 @@ ONE_SHOT = ("weight_l1", "combined", "lcp")
 LABELS = {"weight_l1": "weight L1", "combined": "gradient-free combined", "lcp": "LCP, one step",
           "lcp_staged": "LCP, staged (as its paper runs it)"}
 REC = "+reconstruction"
+ALLOC = "+allocated"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="one-shot rows (weight L1, the paired reference, is always run)")
     p.add_argument("--reconstructed", nargs="*", default=["weight_l1"], choices=ONE_SHOT,
                    help="one-shot rankings also run with the consumers reconstructed after the cut")
+    p.add_argument("--allocated", nargs="*", default=[], choices=ONE_SHOT,
+                   help="one-shot rankings also run with ratios allocated across units at the uniform cut's MACs")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
@@ -129,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     imp_path = work / "importance"
     # `combined` always: its statistics pass is the cost table's baseline
-    needed = [c for c in ONE_SHOT if c in {"combined", *args.rankings, *args.reconstructed}]
+    needed = [c for c in ONE_SHOT if c in {"combined", *args.rankings, *args.reconstructed, *args.allocated}]
     importance = ImportanceResult.load(imp_path) if Path(str(imp_path) + ".json").exists() else None
     if importance is None or not set(needed) <= set(importance.criteria):
         importance = compute_importance(original, calibration(), needed, model_path=str(orig_path),
@@ -165,6 +172,22 @@ def main(argv: list[str] | None = None) -> int:
             ft = tune(pruned, tag)
             # the cut's own mAP is scored here always: what reconstruction changes before any fine-tuning
             rows.append({"ratio": ratio, "ranking": crit + REC, "pruned": score(pruned, f"map/{tag}"),
+                         "tuned": score(ft, f"map/{tag}-ft"), "finetune_s": cache.get(f"seconds/finetune/{tag}"),
+                         "cut_s": cache.get(f"seconds/cut/{tag}")})
+        for crit in args.allocated:
+            tag = f"{r}-{crit}-alloc"
+            pruned = work / f"{tag}.pt"
+            if not pruned.exists():
+                t0 = time.perf_counter()
+                units = find_units(original)
+                allocation = allocate(PruningPlan(ratio=ratio, criterion=crit), units, importance,
+                                      PlanCostModel.from_model(original.cpu(), units), budget="macs")
+                res = prune(original.cpu(), allocation.plan, importance)
+                save_pruned(res, pruned, orig_path, extra_meta={"eval_scale": scale, "allocation": allocation.to_json()})
+                cache.put(f"seconds/cut/{tag}", time.perf_counter() - t0)
+            ft = tune(pruned, tag)
+            rows.append({"ratio": ratio, "ranking": crit + ALLOC,
+                         "pruned": score(pruned, f"map/{tag}") if args.pruned_map else None,
                          "tuned": score(ft, f"map/{tag}-ft"), "finetune_s": cache.get(f"seconds/finetune/{tag}"),
                          "cut_s": cache.get(f"seconds/cut/{tag}")})
         if not args.staged:
@@ -234,8 +257,10 @@ def markdown(rows, base, importance, args, scale, model_sha, selected_on) -> str
              "|---:|---|---:|---:|---|"]
     ref = {r["ratio"]: r for r in rows if r["ranking"] == "weight_l1"}
     for r in rows:
-        crit = r["ranking"].removesuffix(REC)
-        label = LABELS[crit] + (", consumers reconstructed after the cut" if r["ranking"] != crit else "")
+        crit = r["ranking"].removesuffix(REC).removesuffix(ALLOC)
+        label = LABELS[crit] + {REC: ", consumers reconstructed after the cut",
+                                ALLOC: ", ratios allocated across units (the uniform cut's MACs)"}.get(
+                                    r["ranking"][len(crit):], "")
         if r["ranking"] == "lcp_staged":
             label += f", {r['stages']} stages × {r['iterations_per_stage']} iterations"
         vs = "—" if r["ranking"] == "weight_l1" else _versus(r["tuned"], ref[r["ratio"]]["tuned"])

@@ -67,8 +67,22 @@ def cmd_prune(args) -> int:
     except PlanError:
         raise InputError(args.plan if args.plan and not args.criterion else "--criterion",
                          f"criterion '{plan.criterion}' needs --importance FILE (from `os2d-studio importance`)") from None
-    res = prune(loaded.model, plan, importance, progress=ConsoleProgress("prune"))
     extra = {k: loaded.meta[k] for k in ("eval_scale",) if k in loaded.meta}
+    if args.allocate:
+        from core.prune.allocate import allocate
+        from core.prune.plan import PlanCostModel
+        from core.prune.units import find_units
+
+        units = find_units(loaded.model)
+        try:
+            allocation = allocate(plan, units, importance, PlanCostModel.from_model(loaded.model, units),
+                                  budget=args.allocate, max_unit_ratio=args.max_unit_ratio)
+        except PlanError as e:
+            raise InputError("--allocate", e.problem) from None
+        plan = allocation.plan
+        extra["allocation"] = allocation.to_json()
+        print(f"ratios allocated by {plan.criterion} across units: {allocation.summary()}")
+    res = prune(loaded.model, plan, importance, progress=ConsoleProgress("prune"))
     out = save_pruned(res, args.out, loaded.path, parent_sha256=loaded.sha256, extra_meta=extra)
     p = res.predicted
     print(f"pruned with {plan.criterion}: {res.parent_parameters:,} → {res.measured_parameters:,} parameters "
@@ -85,6 +99,10 @@ def add_prune(sub) -> None:
     g.add_argument("--plan", help="plan.json (global, per-group and per-unit ratios)")
     g.add_argument("--ratio", type=float, help="one global ratio of channels to remove, e.g. 0.3")
     pr.add_argument("--criterion", help="which importance ranks the channels (default: the plan's, or weight_l1)")
+    pr.add_argument("--allocate", choices=("macs", "parameters"),
+                    help="rank channels across units instead of one ratio per unit, at the MACs or parameters "
+                         "the plan's own ratios would leave")
+    pr.add_argument("--max-unit-ratio", type=float, default=0.8, help="with --allocate: the most any unit loses")
     pr.add_argument("--out", required=True, help="output file (never overwrites an existing file)")
     pr.set_defaults(func=cmd_prune)
 
