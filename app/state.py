@@ -29,7 +29,7 @@ from core.model.checkpoint import LoadedModel
 from core.prune.plan import PruningPlan
 from core.prune.sensitivity import SensitivityResult
 
-PREFERRED_CRITERIA = ("combined", "lcp", "taylor")  # what a fresh importance result selects, in this order
+PREFERRED_CRITERIA = ("combined", "lcp", "taylor")  # what a loaded importance result selects, in this order
 
 
 def reference_mismatch(reference: Any, info: ModelLoad | None) -> str | None:
@@ -228,8 +228,9 @@ class Session(QObject):
         self.mark_dirty()
 
     def set_importance(self, result: Any, adopt_criterion: bool = False) -> None:
-        """The importance result; with `adopt_criterion` (a fresh result) the plan ranks channels by its
-        best criterion (combined, then the gradient references), else only when the plan's is missing."""
+        """The importance result; with `adopt_criterion` (a result the user loaded to prune by) the plan ranks
+        channels by its best criterion (combined, then the gradient references), else only when the plan's
+        criterion is missing."""
         self.importance = result
         if result is not None:
             crits = list(result.criteria)

@@ -142,7 +142,10 @@ class WorkbenchController(QObject):
 
         def done(result) -> None:
             if s.model is model:  # a result for a replaced model would not match it
-                s.set_importance(result, adopt_criterion=True)
+                # the plan keeps its criterion (weight_l1 unless the user chose another): pruning here is
+                # followed by fine-tuning, where weight L1 recovers best (bench/RESULTS.md); the view shows
+                # the computed scores all the same
+                s.set_importance(result)
 
         return self.runner.start("Computing importance", importance_job, model, self.dataset(), list(criteria),
                                  int(num_images), on_result=done) is not None

@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, Q
 
 from app.folders import documents_dir
 from app.pruning_jobs import load_importance_job
-from app.state import Session, reference_mismatch
+from app.state import PREFERRED_CRITERIA, Session, reference_mismatch
 from app.views.dataset_picker import DatasetPicker
 from app.views.importance_heatmap import CUT_PEN, ImportanceHeatmap, heatmap_rows, kept_by_plan, normalize_unit
 from app.views.elided_label import ElidedLabel
@@ -72,6 +72,7 @@ class ImportanceView(QWidget):
         self.session = session
         self.workbench = workbench
         self.selected: str | None = None  # unit name
+        self._shown_importance = None  # the result the criterion combo was last chosen for
         self._matrix = np.zeros((0, 0))
         self._masks: dict[str, np.ndarray] = {}
         self._counts: dict[str, int] = {}
@@ -295,10 +296,15 @@ class ImportanceView(QWidget):
                 combo.setCurrentText(old)
             combo.blockSignals(False)
         if imp is not None:
-            plan_crit = self.session.plan.criterion
-            if self.criterion.currentText() not in crits or plan_crit in crits:
+            # a new result opens on its gradient-free score (the plan may rank by weight L1 meanwhile: the
+            # cut lines say which); the same result keeps the user's choice
+            fresh = imp is not self._shown_importance
+            self._shown_importance = imp
+            if fresh or self.criterion.currentText() not in crits:
+                plan_crit = self.session.plan.criterion
+                pick = next((c for c in PREFERRED_CRITERIA if c in crits), plan_crit if plan_crit in crits else crits[0])
                 self.criterion.blockSignals(True)
-                self.criterion.setCurrentText(plan_crit if plan_crit in crits else crits[0])
+                self.criterion.setCurrentText(pick)
                 self.criterion.blockSignals(False)
         has = imp is not None
         self.heatmap.setVisible(has)

@@ -46,7 +46,8 @@ def test_compute_importance_fills_the_heatmap(bench, wait_idle, message_boxes):
     assert imp is not None and sorted(imp.criteria) == sorted(FAST_CRITERIA)
     assert imp.units == tuple(u.name for u in s.model_info.units)
     assert len(imp.calibration.image_ids) == 2
-    assert s.plan.criterion == "combined"  # a fresh result ranks by its best criterion
+    # the plan keeps ranking by weight L1, which recovers best with fine-tuning; the view shows combined
+    assert s.plan.criterion == "weight_l1" and view.criterion.currentText() == "combined"
     # one row per unit, channels sorted (normalized, most important first), NaN beyond a unit's width
     image = view.heatmap.image.image
     assert image.shape == (len(imp.units), max(imp.channels))
@@ -150,7 +151,7 @@ def test_prune_and_save_never_over_the_original(bench, wait_idle, tmp_path, mess
     again = load_model(saved)
     assert again.model.num_parameters() == r.measured_parameters
     assert again.meta["pruning"]["parent"]["sha256"] == original_sha
-    assert again.meta["pruning"]["criterion"] == "combined" and again.meta["eval_scale"] == 256
+    assert again.meta["pruning"]["criterion"] == "weight_l1" and again.meta["eval_scale"] == 256
     # over itself: refused; over any existing file: core refuses (models are never overwritten)
     bench.pruning_view.save_button.click()
     assert "input model" in message_boxes[-1]["text"]
