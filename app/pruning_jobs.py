@@ -124,6 +124,17 @@ def prune_importance(plan: PruningPlan, importance: Any, model: Any) -> Any:
                         f"(or choose {' / '.join(DATA_FREE)}, computed from the weights)") from None
 
 
+def allocate_job(loaded: LoadedModel, plan: PruningPlan, importance: Any, units: Sequence[Unit], cost: Any, *,
+                 progress: Progress = no_progress, cancel: CancelToken | None = None) -> Any:
+    """Ratios per unit ranked across units at the MACs the plan's own ratios leave (`prune --allocate macs`)."""
+    from core.prune.allocate import allocate
+
+    progress(0, 1, "ranking channels across units")
+    allocation = allocate(plan, units, prune_importance(plan, importance, loaded.model), cost, budget="macs")
+    progress(1, 1, "ranking channels across units")
+    return allocation
+
+
 def prune_job(loaded: LoadedModel, plan: PruningPlan, importance: Any, *, progress: Progress = no_progress,
               cancel: CancelToken | None = None) -> PruneOutcome:
     """Remove the plan's channels from a copy of the model (`os2d-studio prune`); the original is untouched."""

@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from app.dialogs import MODEL_FILTER, Dialogs
 from app.jobs import CALIBRATION_IMAGES, export_deploy_job, quantize_deploy_job, runtime_timings_job
 from app.folders import save_folder
-from app.pruning_jobs import (SENSITIVITY_RATIOS, FinetuneOutcome, PruneOutcome, SensitivityResult, evaluate_job,
+from app.pruning_jobs import (SENSITIVITY_RATIOS, FinetuneOutcome, PruneOutcome, SensitivityResult, allocate_job, evaluate_job,
                               finetune_job, importance_job, load_importance_job, prune_job, save_pruned_job,
                               sensitivity_groups, sensitivity_job)
 from app.project import project_stem
@@ -51,6 +51,7 @@ class WorkbenchController(QObject):
     """Starts the workbench jobs; results go into the session, which the views follow."""
 
     deployed = Signal(object)  # an ExportResult or QuantizeResult: where Export / Quantize wrote
+    allocated = Signal(str)  # what an allocation of ratios across units came to
 
     def __init__(self, session: Session, runner: JobRunner, dialogs: Dialogs, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -182,6 +183,26 @@ class WorkbenchController(QObject):
                 s.set_pruned(outcome.info, outcome.result)
 
         return self.runner.start("Pruning", prune_job, model, plan, s.importance, on_result=done) is not None
+
+    def allocate_ratios(self) -> bool:
+        """Replace the plan's ratios by ratios per unit, channels ranked across units by the plan's criterion,
+        at the MACs the plan's own ratios leave."""
+        if not self._ready("allocate ratios"):
+            return False
+        s = self.session
+        model, plan, info = s.model, s.plan, s.model_info
+        if not any(plan.ratio_for(u) > 0 for u in info.units):
+            self.dialogs.warning("Cannot allocate ratios", "The plan removes nothing: set a ratio first, then "
+                                 "allocate it across units.")
+            return False
+
+        def done(allocation) -> None:
+            if s.model is model and s.plan == plan:
+                s.set_plan(allocation.plan)
+                self.allocated.emit(f"Allocated by {plan.criterion}: {allocation.summary()}")
+
+        return self.runner.start("Allocating ratios", allocate_job, model, plan, s.importance, tuple(info.units),
+                                 info.cost, on_result=done) is not None
 
     def suggested_pruned_name(self) -> str:
         s = self.session

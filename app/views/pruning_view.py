@@ -56,6 +56,10 @@ def _learning_rate() -> QDoubleSpinBox:
 
 TIPS = {
     "prune": "Remove the plan's channels from a copy of the model (the original is kept)",
+    "allocate": ("<p>Replace the ratios by one per unit: every unit's scores (the plan's criterion) over their "
+                 "mean, one threshold across all units, at the MACs the current ratios leave. Units whose "
+                 "channels are alike lose fewer, units with many weak channels more (no unit more than 80 %). "
+                 "The sliders then show the result.</p>"),
     "save": "Write the pruned model to a new file (never over the original)",
     "finetune": "Train the pruned model with the original as teacher (score and attention distillation); "
                 "Cancel keeps a checkpoint, and Fine-tune again resumes from it",
@@ -159,6 +163,9 @@ class PruningView(QWidget):
 
         # -- wiring
         self.prune_button.clicked.connect(workbench.prune)
+        self.ratio_panel.allocate_button.clicked.connect(lambda: workbench.allocate_ratios())
+        workbench.allocated.connect(self.ratio_panel.allocate_note.setText)
+        session.modelChanged.connect(lambda *_: self.ratio_panel.allocate_note.setText(""))
         self.save_button.clicked.connect(lambda: workbench.save_pruned())
         self.finetune_button.clicked.connect(self.run_finetune)
         self.evaluate_button.clicked.connect(self.run_evaluate)
@@ -197,6 +204,10 @@ class PruningView(QWidget):
         no_model = "open a model first (Model panel)"
         no_pruned = "prune first: there is no pruned model yet"
         set_enabled(self.prune_button, has_model and not busy, running or no_model, TIPS["prune"])
+        removes = has_model and any(s.plan.ratio_for(u) > 0 for u in s.model_info.units)
+        set_enabled(self.ratio_panel.allocate_button, removes and not busy,
+                    running or (no_model if not has_model else "the plan removes nothing: set a ratio first"),
+                    TIPS["allocate"])
         set_enabled(self.save_button, has_pruned and not busy, running or no_pruned, TIPS["save"])
         set_enabled(self.finetune_button, has_model and has_pruned and not busy,
                     running or (no_model if not has_model else no_pruned), TIPS["finetune"])

@@ -150,6 +150,10 @@ class RatioPanel(QWidget):
         self.reset_all.setToolTip("Remove every group and unit override and set the global ratio to 0")
         self.global_slider.setToolTip("Fraction of the channels removed from every unit without its own "
                                       "or its group's ratio")
+        self.allocate_button = QPushButton("Allocate across units")
+        self.allocate_note = QLabel()
+        self.allocate_note.setStyleSheet("color: palette(mid);")
+        self.allocate_note.setWordWrap(True)
         ratios_box = QGroupBox("Ratios: fraction of channels removed")
         grid = QGridLayout(ratios_box)
         grid.setColumnStretch(1, 1)
@@ -180,6 +184,9 @@ class RatioPanel(QWidget):
             lock.toggled.connect(lambda on, g=g: self._group_locked(g, on))
             reset.clicked.connect(lambda _=False, g=g: self._group_locked(g, False))
             self.group_sliders[g], self.group_locks[g], self.group_resets[g] = slider, lock, reset
+        row = len(GROUPS) + 1
+        grid.addWidget(self.allocate_button, row, 0)
+        grid.addWidget(self.allocate_note, row, 1, 1, 3)
 
         # -- options
         self.criterion = QComboBox()

@@ -33,8 +33,9 @@ class Allocation:
     base: int  # the unpruned model's cost
 
     def summary(self) -> str:
-        return (f"{self.budget} {self.achieved / self.base:.1%} of the original "
-                f"(the plan's own ratios: {self.target / self.base:.1%})")
+        what = "MACs" if self.budget == "macs" else "parameters"
+        return (f"{what} {self.achieved / self.base:.1%} of the original "
+                f"(with the plan's own ratios: {self.target / self.base:.1%})")
 
     def to_json(self) -> dict:
         return {"budget": self.budget, "target": self.target, "achieved": self.achieved, "base": self.base,

@@ -395,3 +395,20 @@ def test_a_pruned_model_not_fine_tuned_is_announced_with_its_map_drop(bench, wai
                                                             "teacher": "t.pt"}))
     s.set_pruned(tuned)
     assert all(b.isHidden() for b in banners)
+
+
+def test_allocate_across_units_replaces_the_ratios_at_the_same_macs(bench, wait_idle, message_boxes):
+    s, panel = bench.session, bench.pruning_view.ratio_panel
+    assert not panel.allocate_button.isEnabled() and "removes nothing" in panel.allocate_button.toolTip()
+    panel.global_slider.setValue(0.5)
+    uniform = panel.prediction
+    assert panel.allocate_button.isEnabled()
+    panel.allocate_button.click()
+    wait_idle(bench)
+    assert message_boxes.texts() == []
+    ratios = s.plan.unit_ratio_map
+    assert set(ratios) == {u.name for u in s.model_info.units}  # every unit has its own ratio now
+    assert len({round(r, 3) for r in ratios.values()}) > 1
+    assert panel.prediction.macs <= uniform.macs and panel.prediction.macs > 0.95 * uniform.macs
+    assert panel.allocate_note.text().startswith("Allocated by weight_l1: MACs")
+    assert all(panel.unit_sliders[n].value() == pytest.approx(r, abs=0.01) for n, r in ratios.items())
