@@ -33,11 +33,13 @@ sys.path.insert(0, str(REPO))
 from core.data.grozi import open_dataset  # noqa: E402
 from core.detect import Detector  # noqa: E402
 from core.eval.evaluate import EvalConfig, evaluate  # noqa: E402
+from core.importance.calibration import build_calibration  # noqa: E402
 from core.importance.result import data_free_importance  # noqa: E402
 from core.jobs import ConsoleProgress  # noqa: E402
 from core.model.checkpoint import file_sha256, load_model, save_model  # noqa: E402
 from core.prune.job import prune, save_pruned  # noqa: E402
 from core.prune.plan import PruningPlan  # noqa: E402
+from core.prune.reconstruct import reconstruct_consumers  # noqa: E402
 from core.resources import companion_model_path, default_model_path  # noqa: E402
 from core.train.finetune import FinetuneConfig, finetune  # noqa: E402
 
@@ -81,6 +83,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--unit-ratio", action="append", default=[], metavar="UNIT=R",
                    help="another ratio for one unit (repeat), e.g. the head's last layer kept whole: "
                         f"{HEAD_LAST}=0")
+    p.add_argument("--reconstruct", type=int, default=0, metavar="N",
+                   help="after the cut, refit the consumers' kept weights by least squares to the original's outputs "
+                        "inside the objects' context boxes of N calibration train images (LCP's reconstruction step; "
+                        "0: off)")
     p.add_argument("--threads", type=int, default=0)
     args = p.parse_args(argv)
     work = Path(args.work)
@@ -92,8 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         model = load_model(original).model
         plan = PruningPlan(ratio=args.ratio, criterion="weight_l1", unit_ratios=unit_ratios(args.unit_ratio))
         res = prune(model, plan, data_free_importance(model, ["weight_l1"]))
-        save_pruned(res, pruned, str(original), parent_sha256=file_sha256(original),
-                    extra_meta={"eval_scale": load_model(original).meta.get("eval_scale")})
+        scale = load_model(original).meta.get("eval_scale")
+        meta = {"eval_scale": scale}
+        if args.reconstruct:
+            calib = build_calibration(open_dataset(args.dataset, "train"), args.reconstruct, scale, 0,
+                                      class_image_size=model.config.class_image_size,
+                                      progress=ConsoleProgress("calibration"))
+            rec = reconstruct_consumers(model, res.model, res.kept, calib, progress=ConsoleProgress("reconstruct"))
+            meta["reconstruction"] = rec.summary()
+        save_pruned(res, pruned, str(original), parent_sha256=file_sha256(original), extra_meta=meta)
     if not tuned.exists():
         finetune(FinetuneConfig(model=str(pruned), teacher=str(original), dataset=args.dataset, out=str(tuned),
                                 iterations=args.iterations, evaluate_before_after=False, threads=args.threads,

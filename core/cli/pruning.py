@@ -82,11 +82,29 @@ def cmd_prune(args) -> int:
         plan = allocation.plan
         extra["allocation"] = allocation.to_json()
         print(f"ratios allocated by {plan.criterion} across units: {allocation.summary()}")
+    if args.reconstruct and not args.dataset:
+        raise InputError("--reconstruct", "needs --dataset DIR: the consumers are refit on its train images")
+    calib = None
+    if args.reconstruct:  # the calibration set first: a bad dataset is reported before any cutting
+        from core.data.grozi import open_dataset
+        from core.importance.calibration import build_calibration
+
+        calib = build_calibration(open_dataset(args.dataset, "train"), args.reconstruct, chosen_size(args, loaded),
+                                  args.seed, class_image_size=loaded.model.config.class_image_size,
+                                  progress=ConsoleProgress("calibration"))
     res = prune(loaded.model, plan, importance, progress=ConsoleProgress("prune"))
-    out = save_pruned(res, args.out, loaded.path, parent_sha256=loaded.sha256, extra_meta=extra)
     p = res.predicted
     print(f"pruned with {plan.criterion}: {res.parent_parameters:,} → {res.measured_parameters:,} parameters "
           f"({res.measured_size_mb:.2f} MB fp32; predicted {p.parameters:,}), {res.seconds:.2f}s")
+    if calib is not None:
+        from core.prune.reconstruct import reconstruct_consumers
+
+        rec = reconstruct_consumers(loaded.model, res.model, res.kept, calib, progress=ConsoleProgress("reconstruct"))
+        extra["reconstruction"] = summary = rec.summary()
+        errors = (f": error inside the context boxes {summary['error_before']:.3f} → {summary['error_after']:.3f}"
+                  if summary["updated"] else "")
+        print(f"reconstructed {summary['updated']} consumers on {len(calib)} images{errors}")
+    out = save_pruned(res, args.out, loaded.path, parent_sha256=loaded.sha256, extra_meta=extra)
     print(f"wrote {out}")
     return 0
 
@@ -103,6 +121,14 @@ def add_prune(sub) -> None:
                     help="rank channels across units instead of one ratio per unit, at the MACs or parameters "
                          "the plan's own ratios would leave")
     pr.add_argument("--max-unit-ratio", type=float, default=0.8, help="with --allocate: the most any unit loses")
+    pr.add_argument("--reconstruct", type=positive_int, metavar="N",
+                    help="after the cut, refit the consumers' kept weights by least squares to the uncut model's "
+                         "outputs inside the objects' context boxes of N train images of --dataset (LCP's "
+                         "reconstruction step, no gradients)")
+    pr.add_argument("--dataset", help="with --reconstruct: dataset folder or grozi:PATH")
+    pr.add_argument("--target-size", type=non_negative_float, default=0,
+                    help="with --reconstruct: calibration scale (default: the model's own)")
+    pr.add_argument("--seed", type=int, default=0, help="with --reconstruct: which train images")
     pr.add_argument("--out", required=True, help="output file (never overwrites an existing file)")
     pr.set_defaults(func=cmd_prune)
 

@@ -91,3 +91,4 @@ def test_cli_prune_allocates_and_records_it(model, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: --allocate: no allocation within the plan's cost: even keeping 70% of every unit")
     assert not (tmp_path / "no.pt").exists()
+

@@ -158,3 +158,29 @@ def test_lcp_ranking_is_deterministic_for_a_fixed_calibration_set():
     for u in units:
         assert np.any(a.scores[u.name] > 0)
         np.testing.assert_array_equal(a.scores[u.name], b.scores[u.name], err_msg=u.name)
+
+
+def test_cli_prune_reconstructs_on_calibration_images(tmp_path, capsys):
+    """`prune --reconstruct N`: the consumers refit on N train images, recorded in the file; without a
+    dataset it says what is missing."""
+    from core.cli import main as cli_main
+    from core.model.checkpoint import load_model
+    from core.resources import benchmark_dir
+
+    out = tmp_path / "rec.pt"
+    assert cli_main(["prune", "--ratio", "0.5", "--reconstruct", "1", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip() == ("error: --reconstruct: needs --dataset DIR: the consumers are "
+                                               "refit on its train images")
+    assert not out.exists()
+    # the tiny random model at a small scale keeps this quick; the bundled benchmark has the boxes
+    from core.model.checkpoint import save_model
+    from tests.core.test_pruning import _small
+
+    model = _small()
+    parent = save_model(model, tmp_path / "parent.pt")
+    assert cli_main(["prune", "--model", str(parent), "--ratio", "0.5", "--reconstruct", "1", "--dataset",
+                     str(benchmark_dir()), "--target-size", "256", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "reconstructed" in printed and "consumers on 1 images" in printed
+    rec = load_model(out).meta["reconstruction"]
+    assert rec["updated"] > 0 and rec["images"] == 1 and rec["error_after"] <= rec["error_before"]
