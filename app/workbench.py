@@ -172,8 +172,10 @@ class WorkbenchController(QObject):
         return self.runner.start("Loading importance", load_importance_job, path, on_result=done) is not None
 
     # -- prune and save -------------------------------------------------------------------------------
-    def prune(self) -> bool:
-        if not self._ready("prune"):
+    def prune(self, reconstruct_images: int = 0) -> bool:
+        """Cut the plan's channels; with `reconstruct_images`, refit the next layers on that many train images
+        of the dataset (LCP's reconstruction step)."""
+        if not self._ready("prune", dataset=bool(reconstruct_images)):
             return False
         s = self.session
         model, plan = s.model, s.plan
@@ -182,7 +184,9 @@ class WorkbenchController(QObject):
             if s.model is model:
                 s.set_pruned(outcome.info, outcome.result)
 
-        return self.runner.start("Pruning", prune_job, model, plan, s.importance, on_result=done) is not None
+        return self.runner.start("Pruning", prune_job, model, plan, s.importance,
+                                 reconstruct_images=int(reconstruct_images),
+                                 dataset=self.dataset() if reconstruct_images else None, on_result=done) is not None
 
     def allocate_ratios(self) -> bool:
         """Replace the plan's ratios by ratios per unit, channels ranked across units by the plan's criterion,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+from PySide6.QtWidgets import (QCheckBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
                                QScrollArea, QSpinBox, QVBoxLayout, QWidget)
 
 from app.pruning_jobs import SENSITIVITY_RATIOS
@@ -56,6 +56,11 @@ def _learning_rate() -> QDoubleSpinBox:
 
 TIPS = {
     "prune": "Remove the plan's channels from a copy of the model (the original is kept)",
+    "refit": ("<p>After the cut, refit the weights of the layers that read the cut channels by least squares, so "
+              "that their outputs inside the objects' boxes match the original's on these train images of the "
+              "dataset (LCP's reconstruction step; no gradients). On the default model a 50 % weight-L1 cut "
+              "keeps 0.91 mAP this way instead of 0.30, and fine-tunes further from there. It takes about "
+              "10 s per image at the default model's scale on 2 CPU cores.</p>"),
     "allocate": ("<p>Replace the ratios by one per unit: every unit's scores (the plan's criterion) over their "
                  "mean, one threshold across all units, at the MACs the current ratios leave. Units whose "
                  "channels are alike lose fewer, units with many weak channels more (no unit more than 80 %). "
@@ -81,6 +86,15 @@ class PruningView(QWidget):
         self.prune_button = QPushButton("Prune")
         self.prune_button.setMinimumHeight(32)
         self.prune_button.setStyleSheet("font-weight: bold;")
+        self.refit = QCheckBox("Refit the next layers on")
+        self.refit.setChecked(True)
+        self.refit_images = QSpinBox()
+        self.refit_images.setRange(1, 256)
+        self.refit_images.setValue(8)
+        self.refit_images.setSuffix(" images")
+        for w in (self.refit, self.refit_images):
+            w.setToolTip(TIPS["refit"])
+        self.refit.toggled.connect(self.refit_images.setEnabled)
         self.save_button = QPushButton("Save pruned model…")
         self.pruned_label = QLabel()
         self.pruned_label.setWordWrap(True)
@@ -88,6 +102,11 @@ class PruningView(QWidget):
         prune_box = QGroupBox("Prune")
         pl = QVBoxLayout(prune_box)
         pl.addWidget(self.prune_button)
+        refit_row = QHBoxLayout()
+        refit_row.addWidget(self.refit)
+        refit_row.addWidget(self.refit_images)
+        refit_row.addStretch(1)
+        pl.addLayout(refit_row)
         pl.addWidget(self.save_button)
         pl.addWidget(self.pruned_label)
 
@@ -162,7 +181,7 @@ class PruningView(QWidget):
         lay.addWidget(scroll)
 
         # -- wiring
-        self.prune_button.clicked.connect(workbench.prune)
+        self.prune_button.clicked.connect(self.run_prune)
         self.ratio_panel.allocate_button.clicked.connect(lambda: workbench.allocate_ratios())
         workbench.allocated.connect(self.ratio_panel.allocate_note.setText)
         session.modelChanged.connect(lambda *_: self.ratio_panel.allocate_note.setText(""))
@@ -180,6 +199,9 @@ class PruningView(QWidget):
         self._update()
 
     # -- actions ----------------------------------------------------------------------------------------
+    def run_prune(self) -> bool:
+        return self.workbench.prune(self.refit_images.value() if self.refit.isChecked() else 0)
+
     def run_finetune(self) -> bool:
         return self.workbench.finetune(self.ft_iterations.value(), self.ft_eval_images.value(), self.ft_lr.value())
 
@@ -238,6 +260,9 @@ class PruningView(QWidget):
         if r is not None:
             text += (f"<br>predicted {r.predicted.parameters:,}, measured {r.measured_parameters:,}; "
                      f"criterion {r.plan.criterion}; {r.seconds:.2f} s")
+            rec = s.pruned.meta.get("reconstruction") if s.pruned is not None else None
+            if rec:
+                text += f"<br>next layers refit on {rec.get('images', '?')} images ({rec.get('updated', 0)} layers)"
             if r.plan != s.plan:
                 text += "<br><i>The plan changed since: press Prune to apply it.</i>"
         return text

@@ -412,3 +412,18 @@ def test_allocate_across_units_replaces_the_ratios_at_the_same_macs(bench, wait_
     assert panel.prediction.macs <= uniform.macs and panel.prediction.macs > 0.95 * uniform.macs
     assert panel.allocate_note.text().startswith("Allocated by weight_l1: MACs")
     assert all(panel.unit_sliders[n].value() == pytest.approx(r, abs=0.01) for n, r in ratios.items())
+
+
+def test_prune_refits_the_next_layers_on_calibration_images(bench, wait_idle, message_boxes):
+    s, pv = bench.session, bench.pruning_view
+    assert pv.refit.isChecked() and pv.refit_images.value() == 8  # on by default: the cut keeps far more mAP
+    pv.refit_images.setValue(2)
+    prune(bench, wait_idle, 0.5)
+    assert message_boxes.texts() == []
+    rec = s.pruned.meta["reconstruction"]
+    assert rec["images"] == 2 and rec["updated"] > 0 and rec["error_after"] < rec["error_before"]
+    assert "next layers refit on 2 images" in pv.pruned_label.text()
+    pv.refit.setChecked(False)
+    assert not pv.refit_images.isEnabled()
+    prune(bench, wait_idle, 0.4)
+    assert "reconstruction" not in s.pruned.meta and "refit" not in pv.pruned_label.text()
