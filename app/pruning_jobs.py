@@ -32,21 +32,9 @@ Report = Callable[[Any], None]
 
 def model_label(loaded: LoadedModel) -> str:
     """A short description of how a model was made (from its meta): 'pruned 30 % (combined), fine-tuned 2 it.'."""
-    parts = []
-    pruning = loaded.meta.get("pruning")
-    if isinstance(pruning, Mapping):
-        plan = pruning.get("plan") or {}
-        groups = plan.get("group_ratios") or {}
-        units = plan.get("unit_ratios") or {}
-        what = f"pruned {100 * float(plan.get('ratio', 0.0)):.0f} %"
-        if groups or units:
-            n = len(groups) + len(units)
-            what += f" + {n} override{'s' if n != 1 else ''}"
-        parts.append(f"{what} ({pruning.get('criterion', plan.get('criterion', '?'))})")
-    training = loaded.meta.get("training")
-    if isinstance(training, Mapping) and loaded.meta.get("teacher"):
-        parts.append(f"fine-tuned {training.get('iterations', '?')} it.")
-    return ", ".join(parts)
+    from core.prune.job import recipe
+
+    return recipe(loaded.meta)
 
 
 def _name(loaded: LoadedModel) -> str:

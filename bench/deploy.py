@@ -34,6 +34,7 @@ from core.detect import Detector
 from core.eval.evaluate import EvalConfig, evaluate
 from core.importance.calibration import build_calibration
 from core.model.checkpoint import load_model
+from core.prune.job import recipe
 from core.resources import benchmark_dir, companion_model_path, default_model_path, samples_dir
 
 START, END = markers("deploy")
@@ -93,7 +94,7 @@ def run(args) -> dict:
             print(f"  held-out mAP: {row['held_out']}", file=sys.stderr)
         rows.append(row)
     return {"rows": rows, "size": size, "frames": args.frames, "classes": [Path(c).name for c in classes],
-            "models": list(pruned)}
+            "models": list(pruned), "recipes": {name: recipe(loaded.meta) for name, loaded in pruned.items()}}
 
 
 def held_out_map(loaded, ds, backend: str, precision: str, args) -> dict:
@@ -108,10 +109,11 @@ def markdown(data: dict, args) -> str:
     ran = [r for r in data["rows"] if "pairs" in r]
     first = next(iter(ran[0]["pairs"].values())) if ran else None
     base = first["original"]["mean_latency_ms"] if first else 0.0
-    copies = " and ".join(f"its {n} copy" for n in data["models"])
+    recipes = data.get("recipes", {})
+    copies = " and ".join(f"its {n} copy ({recipes.get(n) or 'pruned'})" for n in data["models"])
     lines = [START, "## Deployment runtimes on the demo video (`bench/deploy.py`)", "",
              f"Run {datetime.date.today().isoformat()} on {cpu_name()}, torch {torch.__version__}, {torch.get_num_threads()} threads. The "
-             f"default model and {copies} (weight L1, fine-tuned; `scripts/make_companion.py`), each paired "
+             f"default model and {copies}, made by `scripts/make_companion.py`, each paired "
              f"with the original on the first {data['frames']} frames of the demo video at the frame's own size "
              f"{data['size']:.0f}, {len(data['classes'])} class images; ms = mean detection latency per frame "
              "(preprocessing, network, decoding, NMS); video mAP@0.5 of each model's ranked boxes against the "

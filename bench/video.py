@@ -1,4 +1,4 @@
-"""Video benchmark: the original beside its shipped pruned, fine-tuned companion on the sample demo video.
+"""Video benchmark: the original beside its shipped pruned companion on the sample demo video.
 
 Both models run through `core.compare` over the frames of `resources/samples/demo.mp4` at the frame's own
 size (products there appear at the size the model was trained on, so no upscaling is needed), with the
@@ -34,6 +34,7 @@ from core.data.video import open_source
 from core.data.video_gt import load_video_ground_truth
 from core.detect import Detector
 from core.model.checkpoint import load_model
+from core.prune.job import recipe
 from core.resources import companion_model_path, default_model_path, sample_manifest, samples_dir
 
 START, END = markers("video")
@@ -100,7 +101,8 @@ def run(args) -> dict:
         runs.append(res.to_json())
     runs.sort(key=lambda r: r["speedup"])  # a shared machine's timings wander: report the median run
     scales = native_vs_model_scale(original, classes, args.video, args.scale_repeats)
-    return {"model": args.model, "pruned": args.pruned, "video": str(args.video), "classes": [Path(c).name for c in classes],
+    return {"model": args.model, "pruned": args.pruned, "recipe": recipe(pruned.meta), "video": str(args.video),
+            "classes": [Path(c).name for c in classes],
             "result": runs[len(runs) // 2], "speedups": [r["speedup"] for r in runs], "scales": scales}
 
 
@@ -111,7 +113,7 @@ def markdown(data: dict, args) -> str:
     lines = [START, "## Video: the original and its shipped pruned companion on the demo video (`bench/video.py`)", "",
              f"Run {datetime.date.today().isoformat()} on {cpu}, torch {torch.__version__}, "
              f"{torch.get_num_threads()} threads, device {r['device']}. Original `{Path(data['model']).name}`, pruned "
-             f"`{Path(data['pruned']).name}` (50 % weight L1, fine-tuned; `resources/models/README.md`). Video "
+             f"`{Path(data['pruned']).name}` ({data.get('recipe') or 'a pruned copy'}; `resources/models/README.md`). Video "
              f"`{Path(data['video']).name}` ({r['processed_count']} frames, 640×480) at the frame's own size "
              f"{r['target_size']:.0f}, {len(data['classes'])} class images ({', '.join(data['classes'])}), score "
              f"threshold {r['score_threshold']:g} (original) / {r['pruned_score_threshold']:g} (pruned), each model's "
@@ -125,7 +127,7 @@ def markdown(data: dict, args) -> str:
         lines += ["**Quick smoke run (few frames): numbers are not for quoting.**", ""]
     lines += ["| side | parameters | ms per frame (median) | FPS | recall | mAP@0.5 | boxes |",
               "|---|---:|---:|---:|---:|---:|---:|"]
-    for name, s in (("original", o), ("pruned 50 %, fine-tuned", p)):
+    for name, s in (("original", o), ("pruned", p)):
         lines.append(f"| {name} | {s['parameters']:,} | {s['mean_latency_ms']:.1f} ({s['median_latency_ms']:.1f}) | "
                      f"{s['fps']:.2f} | {s['recall']:.3f} | {s['mAP@0.5']:.3f} | {s['detections']} |")
     lines += ["", f"Agreement (same class, IoU ≥ 0.5, found by both / all distinct boxes): {a['agreement']:.1%} "

@@ -1,4 +1,4 @@
-"""A banner above the Detection and Video panes while the pruned model has not been fine-tuned.
+"""A banner above the Detection and Video panes while the pruned model has not been repaired after its cut.
 
 Why: a freshly pruned model scores on another scale and misses objects until fine-tuning repairs it;
 shown beside its original without a word it looks broken for a reason the app knows. The banner says
@@ -13,8 +13,10 @@ from app.state import Session
 
 
 def needs_finetuning(meta: dict) -> bool:
-    """A model cut by pruning that no fine-tuning (distillation from a teacher) has touched since."""
-    return bool(meta.get("pruning")) and not (meta.get("training") and meta.get("teacher"))
+    """A model cut by pruning that neither fine-tuning (distillation from a teacher) nor a refit of the layers
+    after the cut (`prune --reconstruct`, which keeps most of the mAP) has repaired since."""
+    refit = bool((meta.get("reconstruction") or {}).get("updated"))
+    return bool(meta.get("pruning")) and not (meta.get("training") and meta.get("teacher")) and not refit
 
 
 class PrunedBanner(QLabel):

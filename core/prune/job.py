@@ -61,6 +61,29 @@ def prune(model: OS2DModel, plan: PruningPlan, importance: ImportanceLike | None
     return PruneResult(pruned, plan, kept, predicted, model.num_parameters(), pruned.num_parameters(), seconds)
 
 
+def recipe(meta: Mapping[str, Any]) -> str:
+    """How a model was made, from its meta: 'pruned 50 % (weight_l1), next layers refit on 8 images,
+    fine-tuned 100 it.' ('' for a model that was not pruned or trained from one)."""
+    parts = []
+    pruning = meta.get("pruning")
+    if isinstance(pruning, Mapping):
+        plan = pruning.get("plan") or {}
+        groups = plan.get("group_ratios") or {}
+        units = plan.get("unit_ratios") or {}
+        what = f"pruned {100 * float(plan.get('ratio', 0.0)):.0f} %"
+        if groups or units:
+            n = len(groups) + len(units)
+            what += f" + {n} override{'s' if n != 1 else ''}"
+        parts.append(f"{what} ({pruning.get('criterion', plan.get('criterion', '?'))})")
+    rec = meta.get("reconstruction")
+    if isinstance(rec, Mapping) and rec.get("updated"):
+        parts.append(f"next layers refit on {rec.get('images', '?')} images")
+    training = meta.get("training")
+    if isinstance(training, Mapping) and meta.get("teacher"):
+        parts.append(f"fine-tuned {training.get('iterations', '?')} it.")
+    return ", ".join(parts)
+
+
 def save_pruned(result: PruneResult, out_path: str | os.PathLike, parent_path: str | os.PathLike | None = None, *,
                 parent_sha256: str | None = None, extra_meta: Mapping[str, Any] | None = None,
                 cancel: CancelToken | None = None) -> Path:

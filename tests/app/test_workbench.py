@@ -378,6 +378,7 @@ def test_a_pruned_model_not_fine_tuned_is_announced_with_its_map_drop(bench, wai
     s = bench.session
     banners = (bench.detection_view.banner, bench.video_view.banner)
     assert all(b.isHidden() for b in banners)  # no pruned model
+    bench.pruning_view.refit.setChecked(False)  # a bare cut
     prune(bench, wait_idle, 0.5)
     assert all(not b.isHidden() and "Fine-tune before comparing" in b.text() for b in banners)
     assert "dropped" not in banners[0].text()  # not evaluated yet
@@ -395,6 +396,13 @@ def test_a_pruned_model_not_fine_tuned_is_announced_with_its_map_drop(bench, wai
                                                             "teacher": "t.pt"}))
     s.set_pruned(tuned)
     assert all(b.isHidden() for b in banners)
+    # nor does a cut whose next layers were refit (it keeps most of its mAP)
+    refit = replace(info, loaded=replace(info.loaded, meta={**info.loaded.meta,
+                                                            "reconstruction": {"updated": 4, "images": 8}}))
+    s.set_pruned(refit)
+    assert all(b.isHidden() for b in banners)
+    s.set_pruned(info)
+    assert all(not b.isHidden() for b in banners)
 
 
 def test_allocate_across_units_replaces_the_ratios_at_the_same_macs(bench, wait_idle, message_boxes):
