@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--select-every", type=int, default=0,
                    help="keep the best checkpoint on the selection images, scored every N iterations (0: the last)")
     p.add_argument("--ratio", type=float, default=RATIO, help="share of every unit's channels removed")
-    p.add_argument("--iterations", type=int, default=ITERATIONS, help="fine-tuning iterations")
+    p.add_argument("--iterations", type=int, default=ITERATIONS, help="fine-tuning iterations (0: none)")
     p.add_argument("--unit-ratio", action="append", default=[], metavar="UNIT=R",
                    help="another ratio for one unit (repeat), e.g. the head's last layer kept whole: "
                         f"{HEAD_LAST}=0")
@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
             rec = reconstruct_consumers(model, res.model, res.kept, calib, progress=ConsoleProgress("reconstruct"))
             meta["reconstruction"] = rec.summary()
         save_pruned(res, pruned, str(original), parent_sha256=file_sha256(original), extra_meta=meta)
+    if args.iterations == 0:  # the cut (and its refit) as it is
+        tuned = pruned
     if not tuned.exists():
         finetune(FinetuneConfig(model=str(pruned), teacher=str(original), dataset=args.dataset, out=str(tuned),
                                 iterations=args.iterations, evaluate_before_after=False, threads=args.threads,
