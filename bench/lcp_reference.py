@@ -253,8 +253,8 @@ def markdown(rows, base, importance, args, scale, model_sha, selected_on) -> str
              f"Run {time.strftime('%Y-%m-%d')} on {cpu_name()}, torch {torch.__version__}, "
              f"{torch.get_num_threads()} threads.", "",
              f"Original: {_ci(base)}.", "",
-             "| ratio | ranking | mAP pruned | mAP fine-tuned | vs weight L1, fine-tuned |",
-             "|---:|---|---:|---:|---|"]
+             "| ratio | ranking | mAP pruned | mAP fine-tuned | vs weight L1, fine-tuned | as cut (refit only) vs weight L1 fine-tuned |",
+             "|---:|---|---:|---:|---|---|"]
     ref = {r["ratio"]: r for r in rows if r["ranking"] == "weight_l1"}
     for r in rows:
         crit = r["ranking"].removesuffix(REC).removesuffix(ALLOC)
@@ -264,8 +264,11 @@ def markdown(rows, base, importance, args, scale, model_sha, selected_on) -> str
         if r["ranking"] == "lcp_staged":
             label += f", {r['stages']} stages × {r['iterations_per_stage']} iterations"
         vs = "—" if r["ranking"] == "weight_l1" else _versus(r["tuned"], ref[r["ratio"]]["tuned"])
+        # a refit cut may need no fine-tuning: how it stands as cut against weight L1 after its fine-tune
+        as_cut = (_versus(r["pruned"], ref[r["ratio"]]["tuned"]) if r["ranking"].endswith(REC) and r["pruned"]
+                  else "—")
         lines.append(f"| {r['ratio']:.0%} | {label} | {'—' if r['pruned'] is None else _ci(r['pruned'])} | "
-                     f"{_ci(r['tuned'])} | {vs} |")
+                     f"{_ci(r['tuned'])} | {vs} | {as_cut} |")
     t = importance.timings
     stats = t.get("statistics")
     one_step = t.get("lcp")
