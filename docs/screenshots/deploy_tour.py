@@ -29,7 +29,7 @@ ORIGINAL_RUNTIME, PRUNED_RUNTIME = "torch:fp32", "openvino:int8"
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "video-int8.png"))
-    p.add_argument("--frames", type=int, default=30, help="frames of the sample video to play")
+    p.add_argument("--frames", type=int, default=48, help="frames of the sample video to play")
     p.add_argument("--size", default="1280x800")
     p.add_argument("--threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
     args = p.parse_args()

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(Path(__file__).resolve().parent))
-    p.add_argument("--frames", type=int, default=24, help="frames of the sample video to play")
+    p.add_argument("--frames", type=int, default=48, help="frames of the sample video to play")
     p.add_argument("--images", type=int, default=8, help="calibration images for importance")
     p.add_argument("--finetune", type=int, default=10, help="fine-tune iterations")
     p.add_argument("--eval-images", type=int, default=8)
