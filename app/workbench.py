@@ -195,7 +195,7 @@ class WorkbenchController(QObject):
             return False
         s = self.session
         model, plan, info = s.model, s.plan, s.model_info
-        if not any(plan.ratio_for(u) > 0 for u in info.units):
+        if not plan.cuts_any(info.units):
             self.dialogs.warning("Cannot allocate ratios", "The plan removes nothing: set a ratio first, then "
                                  "allocate it across units.")
             return False

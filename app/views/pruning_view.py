@@ -224,7 +224,7 @@ class PruningView(QWidget):
         no_model = "open a model first (Model panel)"
         no_pruned = "prune first: there is no pruned model yet"
         set_enabled(self.prune_button, has_model and not busy, running or no_model, TIPS["prune"])
-        removes = has_model and any(s.plan.ratio_for(u) > 0 for u in s.model_info.units)
+        removes = has_model and s.plan.cuts_any(s.model_info.units)
         set_enabled(self.ratio_panel.allocate_button, removes and not busy,
                     running or (no_model if not has_model else "the plan removes nothing: set a ratio first"),
                     TIPS["allocate"])

@@ -130,6 +130,10 @@ class PruningPlan:
             return units[unit.name]
         return groups.get(unit.group, self.ratio)
 
+    def cuts_any(self, units: Iterable[Unit]) -> bool:
+        """Whether the plan removes channels from any of these units."""
+        return any(self.ratio_for(u) > 0 for u in units)
+
     def with_changes(self, **changes: Any) -> "PruningPlan":
         return replace(self, **changes)
 

@@ -38,8 +38,6 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    from PySide6.QtCore import Qt
-    from PySide6.QtTest import QTest
 
     from app.project import RUNTIME_LABELS
     from tour import Tour
@@ -48,22 +46,10 @@ def main() -> int:
     w = tour.window
     t_all = time.monotonic()
 
-    def click(button) -> None:
-        if not button.isEnabled():
-            raise SystemExit(f"'{button.text()}' is disabled: {button.toolTip()}")
-        QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+    click = tour.click
 
-    def wait_for(what: str, ready, limit: float = 1800) -> None:
-        t = time.monotonic()
-        while not ready():
-            if time.monotonic() - t > limit:
-                raise SystemExit(f"{what}: still waiting after {limit:.0f} s")
-            tour.qapp.processEvents()
-            time.sleep(0.02)
-        problems = [m for m in w.dialogs.messages if m[0] in ("error", "warning")]
-        if problems:
-            raise SystemExit(f"{what}: {problems[-1]}")
-        print(f"{what}: {time.monotonic() - t:.1f} s", flush=True)
+    def wait_for(what: str, ready, limit: float = 1800) -> None:  # a warning dialog stops this tour too
+        tour.wait_for(what, ready, limit, stop_on=("error", "warning"))
 
     idle = lambda: not w.runner.busy  # noqa: E731
     opened = []

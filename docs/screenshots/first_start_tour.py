@@ -39,8 +39,6 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    from PySide6.QtCore import Qt
-    from PySide6.QtTest import QTest
 
     from tour import Tour
 
@@ -49,20 +47,7 @@ def main() -> int:
     out = Path(args.out)
     t_all = time.monotonic()
 
-    def click(button) -> None:
-        QTest.mouseClick(button, Qt.MouseButton.LeftButton)
-
-    def wait_for(what: str, ready, limit: float = 3600) -> None:
-        t = time.monotonic()
-        while not ready():
-            if time.monotonic() - t > limit:
-                raise SystemExit(f"{what}: still waiting after {limit:.0f} s")
-            tour.qapp.processEvents()
-            time.sleep(0.02)
-        errors = [m for m in w.dialogs.messages if m[0] == "error"]
-        if errors:
-            raise SystemExit(f"{what}: {errors[-1]}")
-        print(f"{what}: {time.monotonic() - t:.1f} s", flush=True)
+    click, wait_for = tour.click, tour.wait_for
 
     idle = lambda: not w.runner.busy  # noqa: E731
     started = []

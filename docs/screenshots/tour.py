@@ -35,6 +35,28 @@ class Tour:
             self.qapp.processEvents()
             time.sleep(0.02)
 
+    def click(self, button) -> None:
+        """A real mouse click; a disabled button stops the tour with the reason its tooltip gives."""
+        from PySide6.QtCore import Qt
+        from PySide6.QtTest import QTest
+
+        if not button.isEnabled():
+            raise SystemExit(f"'{button.text()}' is disabled: {button.toolTip()}")
+        QTest.mouseClick(button, Qt.MouseButton.LeftButton)
+
+    def wait_for(self, what: str, ready, limit: float = 3600, stop_on: tuple[str, ...] = ("error",)) -> None:
+        """Keep the event loop running until `ready()`; stop the tour on a dialog of a kind in `stop_on`."""
+        t = time.monotonic()
+        while not ready():
+            if time.monotonic() - t > limit:
+                raise SystemExit(f"{what}: still waiting after {limit:.0f} s")
+            self.qapp.processEvents()
+            time.sleep(0.02)
+        problems = [m for m in self.window.dialogs.messages if m[0] in stop_on]
+        if problems:
+            raise SystemExit(f"{what}: {problems[-1]}")
+        print(f"{what}: {time.monotonic() - t:.1f} s", flush=True)
+
     def run(self, step: str, started: bool) -> None:
         """Wait for the job a click started; stop the tour on a refusal or an error dialog."""
         from app.main import wait_until_idle
